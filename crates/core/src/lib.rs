@@ -1,0 +1,14 @@
+//! privsep's system work, with no Node in sight: listening sockets, validation of inherited
+//! descriptors, spawning the program again as an unprivileged user, and the environment
+//! protocol between the root parent and that child (docs/PROTOCOL.md).
+
+pub mod error;
+pub mod protocol;
+pub mod socket;
+pub mod spawn;
+
+#[cfg_attr(unix, path = "sys/unix.rs")]
+#[cfg_attr(windows, path = "sys/windows.rs")]
+mod sys;
+
+pub use error::{Error, Result};

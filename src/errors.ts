@@ -1,0 +1,59 @@
+// Errors shaped like Node's own: a stable `code` to match on, `errno` and `syscall` where the
+// OS said no, and a message naming what was involved.
+import { getSystemErrorName } from 'node:util'
+
+/** Every code privsep itself throws; OS refusals carry the errno's name (`EACCES`, ...). */
+export type PrivsepErrorCode =
+  | 'ERR_PRIVSEP_INVALID_ARGUMENT'
+  | 'ERR_PRIVSEP_ALREADY_LISTENING'
+  | 'ERR_PRIVSEP_NOT_PASSED'
+  | 'ERR_PRIVSEP_NO_PASSED_FILES'
+  | 'ERR_PRIVSEP_PARENT_ONLY'
+  | 'ERR_PRIVSEP_NOT_ROOT'
+  | 'ERR_PRIVSEP_STATE'
+  | 'ERR_PRIVSEP_ENV_MALFORMED'
+  | 'ERR_PRIVSEP_ENV_DUPLICATE'
+  | 'ERR_PRIVSEP_PARENT_MISMATCH'
+  | 'ERR_PRIVSEP_NOT_SOCKET'
+  | 'ERR_PRIVSEP_SOCKET_TYPE'
+  | 'ERR_PRIVSEP_NOT_LISTENING'
+  | 'ERR_PRIVSEP_SOCKET_FAMILY'
+  | 'ERR_PRIVSEP_SOCKET_ADDRESS'
+  | 'ERR_PRIVSEP_NOT_FILE'
+  | 'ERR_PRIVSEP_UNKNOWN_USER'
+  | 'ERR_PRIVSEP_UNKNOWN_GROUP'
+  | 'ERR_PRIVSEP_PRIVILEGE_DROP'
+  | 'ERR_PRIVSEP_UNSUPPORTED'
+  | 'ERR_PRIVSEP_NATIVE_LOAD'
+  | 'ERR_PRIVSEP_INTERNAL'
+
+export class PrivsepError extends Error {
+  readonly code: string
+  errno?: number
+  syscall?: string
+
+  constructor (code: PrivsepErrorCode, message: string) {
+    super(message)
+    this.name = 'PrivsepError'
+    this.code = code
+  }
+}
+
+/**
+ * Gives an error thrown by the addon Node's shape: the addon reports OS errors as
+ * `ERR_PRIVSEP_OS` with the raw errno; here they get the errno's name as `code` and, as in
+ * Node, a negative `errno`.
+ */
+export function fromNative (err: unknown): unknown {
+  if (!(err instanceof Error)) return err
+  const e = err as Error & { code?: string, errno?: number }
+  if (e.code === 'ERR_PRIVSEP_OS' && typeof e.errno === 'number') {
+    const errno = process.platform === 'win32' ? e.errno : -Math.abs(e.errno)
+    let name = 'UNKNOWN'
+    try { name = getSystemErrorName(errno) } catch { /* an errno Node cannot name keeps UNKNOWN */ }
+    e.code = name
+    e.errno = errno
+    e.message = `${name}: ${e.message}`
+  }
+  return e
+}

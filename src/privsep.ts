@@ -1,0 +1,186 @@
+// The privilege-separation flow, after mox: the same program runs as root (binds, opens,
+// spawns itself as the user) and then as that user (gets back what the parent passed).
+// `Privsep` holds one process's state; src/index.ts exports the process's instance.
+import fs from 'node:fs'
+import { PrivsepError } from './errors'
+import { Listener, networks, type ListenOptions, type Network } from './listener'
+import { native, type PassedEntry } from './native'
+import { spawnChild, superviseChild, type ChildExit, type ForkExecOptions } from './spawn'
+
+const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
+
+function isRoot (): boolean {
+  return process.platform !== 'win32' && process.getuid?.() === 0
+}
+
+/** What the child got from its parent: sockets by `network address`, files by path. */
+interface Passed {
+  sockets: Map<string, number>
+  files: Map<string, number[]>
+  unclaimed: Set<number>
+}
+
+export class Privsep {
+  /**
+   * Listen and open directly in this process, without a parent or a fork: for development,
+   * for running without root (ports >= 1024 or CAP_NET_BIND_SERVICE), and on Windows.
+   * Default false. With it on, `forkExecUnprivileged` resolves at once without forking.
+   */
+  filesImmediate = false
+
+  /** Root parent: descriptors to pass, in call order; keys of the sockets among them. */
+  #kept: PassedEntry[] = []
+  #listening = new Set<string>()
+  #spawned = false
+  /** Child: what was restored from the parent. */
+  #passed: Passed | undefined
+
+  #mode (what: string): 'parent' | 'child' | 'immediate' {
+    if (this.#passed) return 'child'
+    if (this.filesImmediate || process.platform === 'win32') return 'immediate'
+    if (isRoot()) {
+      if (this.#spawned) throw new PrivsepError('ERR_PRIVSEP_STATE', `${what}: forkExecUnprivileged was already called in this process`)
+      return 'parent'
+    }
+    throw new PrivsepError('ERR_PRIVSEP_NO_PASSED_FILES',
+      `${what}: this process is not root and was not started by a privsep parent; ` +
+      'start the program as root (it drops to the configured user itself), call restorePassedFiles() first in the child, ' +
+      'or set filesImmediate for development without root')
+  }
+
+  /**
+   * A listening socket for `network` and `address` (`ip:port`, `[ip6]:port`, `:port`, or a
+   * unix socket path). The root parent binds it now and keeps it for the child; the child
+   * gets the one its parent passed; with filesImmediate it is bound here.
+   */
+  listen (network: Network, address: string, options: ListenOptions = {}): Listener {
+    if (!networks.includes(network)) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `unknown network ${JSON.stringify(network)}: use ${networks.join(', ')}`)
+    }
+    const backlog = options.backlog ?? 511
+    if (!Number.isInteger(backlog) || backlog < 0) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `backlog must be a non-negative integer, not ${backlog}`)
+    }
+    const addr = native().parseAddress(network, address)
+    const key = `${network} ${addr}`
+    const mode = this.#mode(`listen(${key})`)
+    if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
+    if (process.platform === 'win32') return new Listener(network, addr, undefined)
+    if (this.#listening.has(key)) {
+      throw new PrivsepError('ERR_PRIVSEP_ALREADY_LISTENING', `listen(${key}) was already called in this process`)
+    }
+    const fd = native().listen(network, addr, backlog)
+    this.#listening.add(key)
+    if (mode === 'immediate') return new Listener(network, addr, fd)
+    this.#kept.push([fd, network, addr])
+    return new Listener(network, addr, -1)
+  }
+
+  /**
+   * A file descriptor, owned by the caller, for reading the root-only file at `path`. The
+   * parent opens it twice (one for itself, one kept for the child: separate offsets); the
+   * child gets its parent's descriptors for `path` in call order.
+   */
+  openPrivileged (path: string): number {
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `openPrivileged needs a file path, not ${JSON.stringify(path)}`)
+    }
+    const mode = this.#mode(`openPrivileged(${path})`)
+    if (mode === 'child') return this.#claimFile(path)
+    const fd = fs.openSync(path, 'r')
+    if (mode === 'immediate') return fd
+    try {
+      this.#kept.push([fs.openSync(path, 'r'), 'file', path])
+    } catch (err) {
+      fs.closeSync(fd)
+      throw err
+    }
+    return fd
+  }
+
+  /**
+   * In the child: reads, validates and takes over what the parent passed, then removes the
+   * protocol variables from `process.env`. As root or with filesImmediate and nothing
+   * passed, does nothing; otherwise, with nothing passed, throws with a hint.
+   */
+  restorePassedFiles (): void {
+    if (this.#passed) return
+    const entries = native().restore(process.env.PRIVSEP_PID, process.env.PRIVSEP_FDS, process.env.PRIVSEP_FILES, process.ppid)
+    if (entries === null) {
+      this.#mode('restorePassedFiles()')
+      return
+    }
+    for (const name of ENV) delete process.env[name]
+    const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set() }
+    for (const [fd, kind, value] of entries) {
+      passed.unclaimed.add(fd)
+      if (kind !== 'file') {
+        passed.sockets.set(`${kind} ${value}`, fd)
+      } else {
+        passed.files.set(value, [...(passed.files.get(value) ?? []), fd])
+      }
+    }
+    this.#passed = passed
+  }
+
+  /** In the child: closes every passed descriptor that no listen/openPrivileged claimed. */
+  cleanupPassedFiles (): void {
+    const passed = this.#passed
+    if (!passed) return
+    for (const fd of passed.unclaimed) native().close(fd)
+    passed.unclaimed.clear()
+    passed.sockets.clear()
+    passed.files.clear()
+  }
+
+  /**
+   * In the root parent: starts this same program as `options.user` with everything listened
+   * and opened so far, closes its own copies, forwards signals, waits, and ends the way the
+   * child ended. With `exit: false` it resolves with how the child ended instead.
+   */
+  forkExecUnprivileged (options: ForkExecOptions & { exit: false }): Promise<ChildExit>
+  forkExecUnprivileged (options: ForkExecOptions): Promise<never>
+  async forkExecUnprivileged (options: ForkExecOptions): Promise<ChildExit> {
+    if (typeof options?.user !== 'string' || options.user === '') {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', 'forkExecUnprivileged needs options.user, the user to run as')
+    }
+    if (this.filesImmediate) return { code: null, signal: null, inProcess: true }
+    if (process.platform === 'win32') {
+      throw new PrivsepError('ERR_PRIVSEP_UNSUPPORTED',
+        'forkExecUnprivileged: Windows cannot start a process as another user with passed sockets; ' +
+        'set filesImmediate = true to run in this process instead')
+    }
+    if (this.#passed || !isRoot()) {
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT', `forkExecUnprivileged must run as root (uid ${process.getuid?.()}) in the parent`)
+    }
+    this.#mode('forkExecUnprivileged()')
+    const pid = spawnChild(this.#kept, options)
+    for (const [fd] of this.#kept) native().close(fd)
+    this.#kept = []
+    this.#spawned = true
+    return await superviseChild(pid, options)
+  }
+
+  #claimSocket (key: string): number {
+    const passed = this.#passed as Passed
+    const fd = passed.sockets.get(key)
+    if (fd === undefined) {
+      throw new PrivsepError('ERR_PRIVSEP_NOT_PASSED',
+        `listen(${key}): the parent passed no such socket; passed: ${[...passed.sockets.keys()].join('; ') || 'none'}`)
+    }
+    passed.sockets.delete(key)
+    passed.unclaimed.delete(fd)
+    return fd
+  }
+
+  #claimFile (path: string): number {
+    const passed = this.#passed as Passed
+    const fd = passed.files.get(path)?.shift()
+    if (fd === undefined) {
+      throw new PrivsepError('ERR_PRIVSEP_NOT_PASSED',
+        `openPrivileged(${path}): the parent passed no (further) descriptor for this path`)
+    }
+    passed.unclaimed.delete(fd)
+    return fd
+  }
+}
