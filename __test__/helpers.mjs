@@ -1,0 +1,96 @@
+// Shared by the core tests: run a fixture program as a real process, read its JSON lines,
+// talk to what it serves.
+import { spawn } from 'node:child_process'
+import dgram from 'node:dgram'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import readline from 'node:readline'
+
+export const fixtures = new URL('./fixtures/', import.meta.url).pathname
+export const nobody = { uid: 65534, gid: 65534 }
+
+/**
+ * Starts `node fixtures/<name> <json>` and returns the process with helpers: `next()` gives
+ * the next JSON line on stdout, `exited` resolves with { code, signal }, `stderr` collects.
+ */
+export function start (name, config, options = {}) {
+  const { prefix = [], ...spawnOptions } = options
+  const argv = [...prefix, process.execPath, path.join(fixtures, name), JSON.stringify(config)]
+  const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions })
+  const lines = []
+  const all = []
+  const waiters = []
+  readline.createInterface({ input: child.stdout }).on('line', (line) => {
+    let value
+    try { value = JSON.parse(line) } catch { value = { text: line } }
+    all.push(value)
+    const waiter = waiters.shift()
+    if (waiter) waiter(value); else lines.push(value)
+  })
+  let stderr = ''
+  child.stderr.on('data', (chunk) => { stderr += chunk })
+  const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+  return {
+    child,
+    exited,
+    all,
+    get stderr () { return stderr },
+    next: (ms = 10_000) => lines.length ? Promise.resolve(lines.shift()) : new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no output from ${name} within ${ms} ms; stderr:\n${stderr}`)), ms)
+      waiters.push((value) => { clearTimeout(timer); resolve(value) })
+    })
+  }
+}
+
+/** Runs a fixture to its end; returns { code, signal, lines, stderr }. */
+export async function runToEnd (name, config, options = {}) {
+  const run = start(name, config, options)
+  const { code, signal } = await run.exited
+  await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
+  return { code, signal, stderr: run.stderr, lines: run.all }
+}
+
+/** Reads everything a TCP or unix server sends after connecting. */
+export function fetchStream (options) {
+  return new Promise((resolve, reject) => {
+    let data = ''
+    net.connect(options).on('data', (chunk) => { data += chunk }).on('end', () => resolve(data.trim())).on('error', reject)
+  })
+}
+
+/** Sends one datagram and resolves with the first answer. */
+export function fetchDatagram (type, port, host) {
+  return new Promise((resolve, reject) => {
+    const socket = dgram.createSocket(type)
+    const timer = setTimeout(() => { socket.close(); reject(new Error(`no UDP answer from ${host}:${port}`)) }, 5000)
+    socket.on('message', (msg) => { clearTimeout(timer); socket.close(); resolve(String(msg)) })
+    socket.send('hello', port, host)
+  })
+}
+
+/** A fresh directory under the system temp dir that `nobody` can enter. */
+export function tempDir (prefix) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
+  fs.chmodSync(dir, 0o755)
+  return dir
+}
+
+/** A root-owned 0600 file with random content; returns its path and content. */
+export function secretFile (dir, name = 'key.pem') {
+  const file = path.join(dir, name)
+  const content = `secret ${Math.random()}\n`
+  fs.writeFileSync(file, content, { mode: 0o600 })
+  return { file, content }
+}
+
+/** True while `pid` exists and is not a zombie. */
+export function alive (pid) {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8')
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z'
+  } catch {
+    return false
+  }
+}
