@@ -1,0 +1,137 @@
+// What users install: the npm/ platform packages are in step with the main package, and the
+// packed main + linux-x64-gnu tarballs install offline, without cargo, into a fresh directory
+// where the whole root -> nobody flow runs for real.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import net from 'node:net'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { mainManifest, packMain, packPlatform, platforms, publishManifest, root } from '../scripts/pack.mjs'
+
+const isRoot = process.getuid?.() === 0
+
+test('every napi target has an npm/ package in step with the main package', () => {
+  const main = mainManifest()
+  const required = ['x86_64-unknown-linux-gnu', 'x86_64-unknown-linux-musl', 'aarch64-unknown-linux-gnu',
+    'x86_64-apple-darwin', 'aarch64-apple-darwin', 'x86_64-pc-windows-msvc']
+  for (const target of required) assert.ok(main.napi.targets.includes(target), `napi.targets lacks ${target}`)
+  for (const p of platforms()) {
+    const manifest = JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8'))
+    assert.equal(manifest.name, p.packageName)
+    assert.equal(manifest.version, main.version, `npm/${p.platformArchABI} version`)
+    assert.deepEqual(manifest.os, [p.platform])
+    assert.deepEqual(manifest.cpu, [p.arch])
+    assert.equal(manifest.main, p.binary)
+    assert.deepEqual(manifest.files, [p.binary])
+    if (p.platform === 'linux') assert.deepEqual(manifest.libc, [p.abi === 'musl' ? 'musl' : 'glibc'])
+    else assert.equal(manifest.libc, undefined, `npm/${p.platformArchABI}: npm on ${p.platform} rejects a libc field`)
+    assert.equal(publishManifest().optionalDependencies[p.packageName], main.version)
+  }
+})
+
+test('the published main package carries what the runtime needs', () => {
+  const { files } = mainManifest()
+  assert.ok(files.some((entry) => entry.replace(/\/$/, '') === 'dist'), 'files must include dist/')
+  // The package's entry points must exist in what npm packs.
+  const listing = JSON.parse(spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: root, encoding: 'utf8' }).stdout)[0]
+  const packed = new Set(listing.files.map((f) => f.path))
+  for (const entry of [mainManifest().main, mainManifest().types]) assert.ok(packed.has(entry), `${entry} is not packed`)
+  assert.ok(![...packed].some((path) => path.endsWith('.node')), 'the main package must not carry a binary')
+})
+
+/** A directory holding only `node` and `npm`, to be the whole PATH: no cargo, no rustc. */
+function toolchainFreeBin (dir) {
+  const bin = join(dir, 'bin')
+  mkdirSync(bin)
+  symlinkSync(process.execPath, join(bin, 'node'))
+  symlinkSync(realpathSync(spawnSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).stdout.trim()), join(bin, 'npm'))
+  return bin
+}
+
+/** A free port below 1024 (we are root), not one a service here uses. */
+async function freePrivilegedPort () {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 600 + Math.floor(Math.random() * 400)
+    const free = await new Promise((resolve) => {
+      const server = net.createServer().once('error', () => resolve(false))
+      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
+    })
+    if (free) return port
+  }
+  throw new Error('no free port in 600..999')
+}
+
+const app = `
+import { listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles } from 'privsep'
+import fs from 'node:fs'
+import net from 'node:net'
+import { createRequire } from 'node:module'
+
+const [port, keyPath] = process.argv.slice(2)
+if (process.getuid() !== 0) restorePassedFiles()
+const listener = listen('tcp', '127.0.0.1:' + port)
+const keyFd = openPrivileged(keyPath)
+if (process.getuid() === 0) await forkExecUnprivileged({ user: 'nobody' })
+cleanupPassedFiles()
+const key = fs.readFileSync(keyFd, 'utf8')
+const addons = Object.keys(createRequire(import.meta.url).cache).filter((path) => path.endsWith('.node'))
+const server = net.createServer((socket) => {
+  socket.end(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), key, addons }))
+  server.close()
+})
+server.listen(listener, () => console.log('ready'))
+`
+
+test('packed tarballs install offline without cargo and serve a privileged port as nobody', { skip: !isRoot && 'needs root' }, async (t) => {
+  const addon = join(root, 'privsep.linux-x64-gnu.node')
+  assert.ok(existsSync(addon), 'build first (npm run build): privsep.linux-x64-gnu.node is missing')
+  const dir = mkdtempSync(join(tmpdir(), 'privsep-install-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  chmodSync(dir, 0o755) // nobody must read the installed package
+  const tarballs = join(dir, 'tarballs')
+  mkdirSync(tarballs)
+  const main = packMain(tarballs)
+  const platform = packPlatform('linux-x64-gnu', tarballs, addon)
+
+  const bin = toolchainFreeBin(dir)
+  const env = { ...process.env, PATH: bin, npm_config_update_notifier: 'false' }
+  for (const name of Object.keys(env)) if (/^(CARGO|RUSTC|RUSTUP)/.test(name)) delete env[name]
+  const cargo = spawnSync('cargo', ['--version'], { env })
+  assert.equal(cargo.error?.code, 'ENOENT', 'cargo must not be reachable in the install environment')
+
+  const project = join(dir, 'app')
+  mkdirSync(project)
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+  const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', main, platform],
+    { cwd: project, env, encoding: 'utf8' })
+  assert.equal(install.status, 0, `npm install --offline failed:\n${install.stderr}`)
+  assert.ok(existsSync(join(project, 'node_modules', 'privsep', 'dist', 'index.js')))
+  assert.ok(!existsSync(join(project, 'node_modules', 'privsep', 'privsep.linux-x64-gnu.node')), 'no local build in the installed package')
+
+  const keyPath = join(dir, 'key.pem')
+  const secret = `secret ${process.pid} ${Date.now()}\n`
+  writeFileSync(keyPath, secret, { mode: 0o600 })
+  writeFileSync(join(project, 'server.mjs'), app)
+  const port = await freePrivilegedPort()
+
+  const server = spawn(process.execPath, ['server.mjs', String(port), keyPath], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] })
+  let stderr = ''
+  server.stderr.on('data', (chunk) => { stderr += chunk })
+  const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })))
+  await new Promise((resolve, reject) => {
+    server.stdout.on('data', (chunk) => { if (String(chunk).includes('ready')) resolve() })
+    exited.then(({ code, signal }) => reject(new Error(`server ended (${code ?? signal}) before serving:\n${stderr}`)))
+  })
+  const answer = await new Promise((resolve, reject) => {
+    let data = ''
+    net.connect(port, '127.0.0.1').on('data', (chunk) => { data += chunk }).on('end', () => resolve(JSON.parse(data))).on('error', reject)
+  })
+  const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)
+  assert.equal(answer.uid, nobody, 'the child serves as nobody')
+  assert.equal(answer.key, secret, 'the child read the root-only key through the passed fd')
+  assert.deepEqual(answer.addons.map((path) => dirname(path)), [realpathSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'))],
+    'the addon came from the platform package')
+  assert.deepEqual(await exited, { code: 0, signal: null }, `the root parent ends as its child did:\n${stderr}`)
+})
