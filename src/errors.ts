@@ -26,6 +26,8 @@ export type PrivsepErrorCode =
   | 'ERR_PRIVSEP_UNSUPPORTED'
   | 'ERR_PRIVSEP_NATIVE_LOAD'
   | 'ERR_PRIVSEP_INTERNAL'
+  | 'ERR_PRIVSEP_SHUTDOWN'
+  | 'ERR_PRIVSEP_METRIC_CONFLICT'
 
 export class PrivsepError extends Error {
   readonly code: string
