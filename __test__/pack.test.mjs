@@ -1,15 +1,17 @@
 // What users install: the npm/ platform packages are in step with the main package, and the
 // packed main + linux-x64-gnu tarballs install offline, without cargo, into a fresh directory
 // where the whole root -> nobody flow runs for real.
-import { test } from 'node:test'
+import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
+import nativeModule from '../dist/native.js'
 import { mainManifest, packMain, packPlatform, platforms, publishManifest, root } from '../scripts/pack.mjs'
 
+const { publishedPlatforms } = nativeModule
 const isRoot = process.getuid?.() === 0
 
 test('every napi target has an npm/ package in step with the main package', () => {
@@ -29,6 +31,7 @@ test('every napi target has an npm/ package in step with the main package', () =
     else assert.equal(manifest.libc, undefined, `npm/${p.platformArchABI}: npm on ${p.platform} rejects a libc field`)
     assert.equal(publishManifest().optionalDependencies[p.packageName], main.version)
   }
+  assert.deepEqual(publishedPlatforms, platforms().map((p) => p.platformArchABI), 'src/native.ts publishedPlatforms follows napi.targets')
 })
 
 test('the published main package carries what the runtime needs', () => {
@@ -84,54 +87,75 @@ const server = net.createServer((socket) => {
 server.listen(listener, () => console.log('ready'))
 `
 
-test('packed tarballs install offline without cargo and serve a privileged port as nobody', { skip: !isRoot && 'needs root' }, async (t) => {
-  const addon = join(root, 'privsep.linux-x64-gnu.node')
-  assert.ok(existsSync(addon), 'build first (npm run build): privsep.linux-x64-gnu.node is missing')
-  const dir = mkdtempSync(join(tmpdir(), 'privsep-install-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  chmodSync(dir, 0o755) // nobody must read the installed package
-  const tarballs = join(dir, 'tarballs')
-  mkdirSync(tarballs)
-  const main = packMain(tarballs)
-  const platform = packPlatform('linux-x64-gnu', tarballs, addon)
+describe('installed from the packed tarballs, offline, without cargo', { skip: !isRoot && 'needs root' }, () => {
+  let dir, project, env
 
-  const bin = toolchainFreeBin(dir)
-  const env = { ...process.env, PATH: bin, npm_config_update_notifier: 'false' }
-  for (const name of Object.keys(env)) if (/^(CARGO|RUSTC|RUSTUP)/.test(name)) delete env[name]
-  const cargo = spawnSync('cargo', ['--version'], { env })
-  assert.equal(cargo.error?.code, 'ENOENT', 'cargo must not be reachable in the install environment')
+  before(() => {
+    const addon = join(root, 'privsep.linux-x64-gnu.node')
+    assert.ok(existsSync(addon), 'build first (npm run build): privsep.linux-x64-gnu.node is missing')
+    dir = mkdtempSync(join(tmpdir(), 'privsep-install-'))
+    chmodSync(dir, 0o755) // nobody must read the installed package
+    const tarballs = join(dir, 'tarballs')
+    mkdirSync(tarballs)
+    const main = packMain(tarballs)
+    const platform = packPlatform('linux-x64-gnu', tarballs, addon)
 
-  const project = join(dir, 'app')
-  mkdirSync(project)
-  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
-  const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', main, platform],
-    { cwd: project, env, encoding: 'utf8' })
-  assert.equal(install.status, 0, `npm install --offline failed:\n${install.stderr}`)
-  assert.ok(existsSync(join(project, 'node_modules', 'privsep', 'dist', 'index.js')))
-  assert.ok(!existsSync(join(project, 'node_modules', 'privsep', 'privsep.linux-x64-gnu.node')), 'no local build in the installed package')
+    env = { ...process.env, PATH: toolchainFreeBin(dir), npm_config_update_notifier: 'false' }
+    for (const name of Object.keys(env)) if (/^(CARGO|RUSTC|RUSTUP)/.test(name)) delete env[name]
+    const cargo = spawnSync('cargo', ['--version'], { env })
+    assert.equal(cargo.error?.code, 'ENOENT', 'cargo must not be reachable in the install environment')
 
-  const keyPath = join(dir, 'key.pem')
-  const secret = `secret ${process.pid} ${Date.now()}\n`
-  writeFileSync(keyPath, secret, { mode: 0o600 })
-  writeFileSync(join(project, 'server.mjs'), app)
-  const port = await freePrivilegedPort()
-
-  const server = spawn(process.execPath, ['server.mjs', String(port), keyPath], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] })
-  let stderr = ''
-  server.stderr.on('data', (chunk) => { stderr += chunk })
-  const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })))
-  await new Promise((resolve, reject) => {
-    server.stdout.on('data', (chunk) => { if (String(chunk).includes('ready')) resolve() })
-    exited.then(({ code, signal }) => reject(new Error(`server ended (${code ?? signal}) before serving:\n${stderr}`)))
+    project = join(dir, 'app')
+    mkdirSync(project)
+    writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+    const install = spawnSync('npm', ['install', '--offline', '--no-audit', '--no-fund', main, platform],
+      { cwd: project, env, encoding: 'utf8' })
+    assert.equal(install.status, 0, `npm install --offline failed:\n${install.stderr}`)
+    assert.ok(existsSync(join(project, 'node_modules', 'privsep', 'dist', 'index.js')))
+    assert.ok(!existsSync(join(project, 'node_modules', 'privsep', 'privsep.linux-x64-gnu.node')), 'no local build in the installed package')
   })
-  const answer = await new Promise((resolve, reject) => {
-    let data = ''
-    net.connect(port, '127.0.0.1').on('data', (chunk) => { data += chunk }).on('end', () => resolve(JSON.parse(data))).on('error', reject)
+  after(() => rmSync(dir, { recursive: true, force: true }))
+
+  test('a root parent serves a privileged port as nobody with a root-only key', async () => {
+    const keyPath = join(dir, 'key.pem')
+    const secret = `secret ${process.pid} ${Date.now()}\n`
+    writeFileSync(keyPath, secret, { mode: 0o600 })
+    writeFileSync(join(project, 'server.mjs'), app)
+    const port = await freePrivilegedPort()
+
+    const server = spawn(process.execPath, ['server.mjs', String(port), keyPath], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] })
+    let stderr = ''
+    server.stderr.on('data', (chunk) => { stderr += chunk })
+    const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })))
+    await new Promise((resolve, reject) => {
+      server.stdout.on('data', (chunk) => { if (String(chunk).includes('ready')) resolve() })
+      exited.then(({ code, signal }) => reject(new Error(`server ended (${code ?? signal}) before serving:\n${stderr}`)))
+    })
+    const answer = await new Promise((resolve, reject) => {
+      let data = ''
+      net.connect(port, '127.0.0.1').on('data', (chunk) => { data += chunk }).on('end', () => resolve(JSON.parse(data))).on('error', reject)
+    })
+    const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)
+    assert.equal(answer.uid, nobody, 'the child serves as nobody')
+    assert.equal(answer.key, secret, 'the child read the root-only key through the passed fd')
+    assert.deepEqual(answer.addons.map((path) => dirname(path)), [realpathSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'))],
+      'the addon came from the platform package')
+    assert.deepEqual(await exited, { code: 0, signal: null }, `the root parent ends as its child did:\n${stderr}`)
   })
-  const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)
-  assert.equal(answer.uid, nobody, 'the child serves as nobody')
-  assert.equal(answer.key, secret, 'the child read the root-only key through the passed fd')
-  assert.deepEqual(answer.addons.map((path) => dirname(path)), [realpathSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'))],
-    'the addon came from the platform package')
-  assert.deepEqual(await exited, { code: 0, signal: null }, `the root parent ends as its child did:\n${stderr}`)
+
+  test('without the platform package the loader names the platform and every path it tried', () => {
+    rmSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'), { recursive: true })
+    const probe = "import { listen } from 'privsep'\n" +
+      "try { listen('tcp', '127.0.0.1:0') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }\n"
+    writeFileSync(join(project, 'probe.mjs'), probe)
+    const result = spawnSync(process.execPath, ['probe.mjs'], { cwd: project, env, encoding: 'utf8' })
+    assert.equal(result.status, 0, result.stderr)
+    const { code, message } = JSON.parse(result.stdout)
+    assert.equal(code, 'ERR_PRIVSEP_NATIVE_LOAD')
+    assert.match(message, /for linux-x64-gnu/)
+    const local = join(realpathSync(join(project, 'node_modules', 'privsep')), 'privsep.linux-x64-gnu.node')
+    assert.ok(message.includes(`${local}: no such file (no local build)`), message)
+    assert.ok(message.includes('privsep-linux-x64-gnu: package not installed'), message)
+    assert.match(message, /optional dependency privsep-linux-x64-gnu/)
+  })
 })

@@ -1,5 +1,6 @@
 // The addon loader and the addon's types, kept by hand (napi build writes none without
 // napi-derive); __test__/native.test.mjs checks that they match what the addon exports.
+import fs from 'node:fs'
 import path from 'node:path'
 import { fromNative, PrivsepError } from './errors'
 
@@ -30,36 +31,76 @@ export interface Native {
 export const nativeFunctions: ReadonlyArray<keyof Native> =
   ['parseAddress', 'listen', 'restore', 'spawn', 'wait', 'dieBySignal', 'close']
 
+/** The platforms privsep publishes a binary package for (package.json `napi.targets`). */
+export const publishedPlatforms: readonly string[] =
+  ['linux-x64-gnu', 'linux-x64-musl', 'linux-arm64-gnu', 'darwin-x64', 'darwin-arm64', 'win32-x64-msvc']
+
+/** Whether this Linux runs on musl rather than glibc (Alpine, Void, ...). */
+function isMusl (): boolean {
+  try {
+    const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string }, sharedObjects?: string[] } | undefined
+    if (report?.header?.glibcVersionRuntime) return false
+    if (report?.sharedObjects?.some((name) => /(?:^|\/)(?:ld-musl-|libc\.musl-)/.test(name))) return true
+  } catch { /* no diagnostic report in this build of Node: ask the dynamic linker's wrapper */ }
+  try {
+    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl')
+  } catch {
+    return false
+  }
+}
+
 /** The platform part of binary and package names, as @napi-rs/cli spells it. */
 export function platformTriple (): string {
   const { platform, arch } = process
-  if (platform === 'linux') {
-    const header = (process.report?.getReport() as { header?: { glibcVersionRuntime?: string } } | undefined)?.header
-    return `linux-${arch}-${header?.glibcVersionRuntime ? 'gnu' : 'musl'}`
-  }
+  if (platform === 'linux') return `linux-${arch}-${isMusl() ? 'musl' : 'gnu'}`
+  // The DLL is built with mingw but published under the msvc target's name: official node.exe
+  // builds look for that one, and npm on Windows rejects the gnu package's `libc` field.
   if (platform === 'win32') return `win32-${arch}-msvc`
   return `${platform}-${arch}`
 }
 
 let loaded: Native | undefined
 
-/** The addon: a local build at the package root first, then the platform package. */
+/** Why loading `candidate` failed, in one line. */
+function reason (candidate: string, err: unknown): string {
+  const e = err as NodeJS.ErrnoException
+  if (e?.code === 'MODULE_NOT_FOUND' && e.message.includes(`'${candidate}'`)) {
+    return path.isAbsolute(candidate) ? 'no such file (no local build)' : 'package not installed'
+  }
+  return `${e?.code ? `${e.code}: ` : ''}${String(e?.message ?? err).split('\n')[0]}`
+}
+
+/**
+ * The addon: a local build at the package root first (`npm run build` in a checkout), then the
+ * platform package npm installs as an optional dependency. When neither loads, one error
+ * names the platform, every path tried and why each failed.
+ */
 export function native (): Native {
   if (loaded) return loaded
   const triple = platformTriple()
   const candidates = [path.join(__dirname, '..', `privsep.${triple}.node`), `privsep-${triple}`]
   const failures: string[] = []
   for (const candidate of candidates) {
+    let addon: Partial<Native>
     try {
-      loaded = wrap(require(candidate) as Native)
-      return loaded
+      addon = require(candidate) as Partial<Native>
     } catch (err) {
-      failures.push(`  ${candidate}: ${(err as Error).message.split('\n')[0]}`)
+      failures.push(`  ${candidate}: ${reason(candidate, err)}`)
+      continue
     }
+    const missing = nativeFunctions.filter((name) => typeof addon[name] !== 'function')
+    if (missing.length > 0) {
+      failures.push(`  ${candidate}: loaded, but it lacks ${missing.join(', ')} (a binary from another privsep version?)`)
+      continue
+    }
+    loaded = wrap(addon as Native)
+    return loaded
   }
+  const hint = publishedPlatforms.includes(triple)
+    ? `reinstall privsep so npm installs its optional dependency privsep-${triple} (not with --no-optional / --omit=optional), or build it from a checkout with 'npm run build'`
+    : `privsep publishes binaries for ${publishedPlatforms.join(', ')}; on ${triple} build it from a checkout with 'npm run build' (needs Rust)`
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
-    `privsep has no native addon for ${triple}; tried:\n${failures.join('\n')}\n` +
-    `install the package privsep-${triple} (npm installs it with privsep on supported platforms) or build it with 'npm run build'`)
+    `privsep could not load its native addon for ${triple} (node ${process.version}); tried:\n${failures.join('\n')}\n${hint}`)
 }
 
 function wrap (addon: Native): Native {
