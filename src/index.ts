@@ -1,6 +1,8 @@
 // privsep's public API. The functions are bound to this process's `Privsep`; construct
 // your own `Privsep` for tests or embedding.
 import { Privsep } from './privsep'
+import { Lifecycle } from './lifecycle'
+import type { ConnectionRegistry } from './connections'
 
 export { Privsep } from './privsep'
 export { Listener, type ListenOptions, type Network } from './listener'
@@ -20,3 +22,22 @@ export const forkExecUnprivileged: Privsep['forkExecUnprivileged'] = privsep.for
 export function setFilesImmediate (on: boolean): void {
   privsep.filesImmediate = on
 }
+
+// The lifecycle (graceful shutdown, connection registry, metrics), bound to this process's
+// `Lifecycle`: importing installs no signal handler and creates no metric.
+export { Lifecycle, exitCodeUnclean, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle'
+export { ConnectionRegistry, type Connection, type ConnectionRegistryOptions } from './connections'
+export { defaultMetricName, type MetricsOptions } from './metrics'
+export { type ServeOptions } from './serve'
+export { type Logger } from './log'
+export const lifecycle = new Lifecycle()
+export const shutdown: AbortSignal = lifecycle.shutdown
+export const context: AbortSignal = lifecycle.context
+export const connections: ConnectionRegistry = lifecycle.connections
+export const startShutdown: Lifecycle['startShutdown'] = lifecycle.startShutdown.bind(lifecycle)
+export const forceShutdown: Lifecycle['forceShutdown'] = lifecycle.forceShutdown.bind(lifecycle)
+export const handleSignals: Lifecycle['handleSignals'] = lifecycle.handleSignals.bind(lifecycle)
+export const onShutdown: Lifecycle['onShutdown'] = lifecycle.onShutdown.bind(lifecycle)
+export const serve: Lifecycle['serve'] = lifecycle.serve.bind(lifecycle)
+export const registerMetrics: Lifecycle['registerMetrics'] = lifecycle.registerMetrics.bind(lifecycle)
+export const configureLifecycle: Lifecycle['configure'] = lifecycle.configure.bind(lifecycle)

@@ -1,0 +1,237 @@
+// The connection registry, after mox's `Connections`: which sockets are open per protocol and
+// listener, closing them all at once on shutdown, and telling when none remain. Registering is
+// a Map insert and one shared 'close' listener; nothing per connection on any long-lived signal.
+import type { Duplex } from 'node:stream'
+import type { Registry } from 'prom-client'
+import { PrivsepError } from './errors'
+import { LoggerSource, type Logger } from './log'
+import { registerConnectionGauge } from './metrics'
+
+/** What can be registered: a net/tls socket, or any stream that emits 'close' when it ends. */
+export type Connection = Duplex
+
+export interface ConnectionRegistryOptions {
+  /** The pino logger. Default: a pino logger named `privsep`, created on first log. */
+  logger?: Logger
+  /**
+   * Once this signal aborts, every newly registered connection is closed at once (and the
+   * event logged): nothing accepted late escapes the drain. One listener for the registry.
+   */
+  shutdown?: AbortSignal
+  /**
+   * The prom-client registry the gauge goes in, on the first register() (or registerMetrics()).
+   * Default: prom-client's default registry. `false`: no gauge unless registerMetrics() is called.
+   */
+  registry?: Registry | false
+  /** The gauge's name. Default `privsep_connections_count`. */
+  metricName?: string
+}
+
+/** One { protocol, listener } pair: its child logger and its count at scrape time. */
+class Group {
+  readonly protocol: string
+  readonly listener: string
+  readonly #logs: LoggerSource
+  #parent: Logger | undefined
+  #log: Logger | undefined
+  count = 0
+
+  constructor (protocol: string, listener: string, logs: LoggerSource) {
+    this.protocol = protocol
+    this.listener = listener
+    this.#logs = logs
+  }
+
+  get log (): Logger {
+    const parent = this.#logs.logger
+    if (this.#log === undefined || this.#parent !== parent) {
+      this.#parent = parent
+      this.#log = parent.child({ protocol: this.protocol, listener: this.listener })
+    }
+    return this.#log
+  }
+}
+
+export class ConnectionRegistry {
+  readonly #sockets = new Map<Connection, Group>()
+  readonly #groups = new Map<string, Map<string, Group>>()
+  readonly #logs: LoggerSource
+  readonly #onClose: (this: Connection) => void
+  #registry: Registry | false | undefined
+  #metricName: string | undefined
+  #metricsReady = false
+  /** True once shutdown started: new registrations are closed at once. */
+  #closing = false
+  /** Set by shutdown(): sockets are being force-closed with this error. */
+  #forceError: PrivsepError | undefined
+  #idle: { promise: Promise<void>, resolve: () => void } | undefined
+
+  /** `logs` is internal: a Lifecycle shares its logger (given or default) with its registry. */
+  constructor (options: ConnectionRegistryOptions = {}, logs?: LoggerSource) {
+    this.#logs = logs ?? new LoggerSource(options.logger)
+    this.#registry = options.registry
+    this.#metricName = options.metricName
+    const registry = this // eslint-disable-line @typescript-eslint/no-this-alias
+    this.#onClose = function onClose (this: Connection) { registry.unregister(this) }
+    const shutdown = options.shutdown
+    if (shutdown !== undefined) {
+      if (shutdown.aborted) this.#closing = true
+      else shutdown.addEventListener('abort', () => { this.#closing = true }, { once: true })
+    }
+  }
+
+  /** The logger this registry logs to (the given one, or the default `privsep` logger). */
+  get logger (): Logger {
+    return this.#logs.logger
+  }
+
+  set logger (logger: Logger) {
+    this.#logs.logger = logger
+  }
+
+  /** The child logger for a label pair: the registry's logger with `{ protocol, listener }`. */
+  loggerFor (protocol: string, listener: string): Logger {
+    return this.#group(protocol, listener).log
+  }
+
+  /** How many connections are registered. */
+  get size (): number {
+    return this.#sockets.size
+  }
+
+  /** True once shutdown started (see the `shutdown` option and `beginShutdown()`). */
+  get closing (): boolean {
+    return this.#closing
+  }
+
+  /**
+   * Tracks `socket` under `protocol` (e.g. `smtp`) and `listener` (a name, e.g. `public`)
+   * until it emits 'close' (or unregister()). Registered after shutdown started, it is closed
+   * at once and the event logged.
+   */
+  register (socket: Connection, protocol: string, listener: string): void {
+    if (!this.#metricsReady) this.#lazyMetrics()
+    const group = this.#group(protocol, listener)
+    if (this.#sockets.get(socket) === undefined) socket.on('close', this.#onClose)
+    this.#sockets.set(socket, group)
+    if (this.#closing) {
+      group.log.warn('connection registered after shutdown started: closing it')
+      this.#destroy(socket, this.#forceError ?? shutdownError('registered after shutdown started'))
+    } else if (socket.closed) {
+      // It emitted 'close' before it was registered: that listener will never run.
+      process.nextTick(this.#onClose.bind(socket))
+    }
+  }
+
+  /** Stops tracking `socket`. Idempotent. */
+  unregister (socket: Connection): void {
+    if (!this.#sockets.delete(socket)) return
+    socket.removeListener('close', this.#onClose)
+    if (this.#sockets.size === 0 && this.#idle !== undefined) {
+      const idle = this.#idle
+      this.#idle = undefined
+      idle.resolve()
+    }
+  }
+
+  /** Marks shutdown as started: connections registered from now on are closed at once. */
+  beginShutdown (): void {
+    this.#closing = true
+  }
+
+  /**
+   * Closes every registered connection now, with an error whose `code` is
+   * ERR_PRIVSEP_SHUTDOWN (given to the socket's 'error' listeners, if it has any), like mox's
+   * immediate deadline. Connections registered afterwards are closed at once too.
+   */
+  shutdown (): void {
+    this.#closing = true
+    this.#forceError ??= shutdownError('closed by shutdown')
+    const count = this.#sockets.size
+    if (count > 0) {
+      const open = this.counts().filter((c) => c.count > 0).map((c) => `${c.protocol}/${c.listener}=${c.count}`)
+      this.logger.info({ connections: count, open }, 'closing open connections')
+    }
+    for (const socket of [...this.#sockets.keys()]) this.#destroy(socket, this.#forceError)
+  }
+
+  /** Resolves when no registered connection remains (at once if none is). */
+  async done (): Promise<void> {
+    if (this.#sockets.size === 0) return
+    if (this.#idle === undefined) {
+      let resolve!: () => void
+      const promise = new Promise<void>((resolve_) => { resolve = resolve_ })
+      this.#idle = { promise, resolve }
+    }
+    await this.#idle.promise
+  }
+
+  /** Calls `fn` for every registered connection (a snapshot: `fn` may close them). */
+  forEach (fn: (socket: Connection, protocol: string, listener: string) => void): void {
+    for (const [socket, group] of [...this.#sockets]) fn(socket, group.protocol, group.listener)
+  }
+
+  /** Open connections per label pair, pairs seen once included (at 0). */
+  counts (): Array<{ protocol: string, listener: string, count: number }> {
+    const out: Array<{ protocol: string, listener: string, count: number }> = []
+    this.countByLabels((protocol, listener, count) => out.push({ protocol, listener, count }))
+    return out
+  }
+
+  /** Feeds the gauge at scrape time: one pass over the registered connections. */
+  countByLabels (add: (protocol: string, listener: string, count: number) => void): void {
+    for (const byListener of this.#groups.values()) for (const group of byListener.values()) group.count = 0
+    for (const group of this.#sockets.values()) group.count++
+    for (const byListener of this.#groups.values()) {
+      for (const group of byListener.values()) add(group.protocol, group.listener, group.count)
+    }
+  }
+
+  /**
+   * Registers the open-connections gauge in `registry` (default: the one from the options,
+   * else prom-client's default registry). Registering twice in one registry reuses the gauge.
+   */
+  registerMetrics (registry?: Registry, options: { name?: string } = {}): void {
+    this.#metricsReady = true
+    const target = registry ?? (this.#registry === false ? undefined : this.#registry)
+    registerConnectionGauge(this, { registry: target, name: options.name ?? this.#metricName })
+  }
+
+  /**
+   * Sets where the gauge goes when the first connection is registered (the `registry` and
+   * `metricName` options); no effect once the gauge exists.
+   */
+  configureMetrics (options: { registry?: Registry | false, metricName?: string }): void {
+    if (options.registry !== undefined) this.#registry = options.registry
+    if (options.metricName !== undefined) this.#metricName = options.metricName
+  }
+
+  #lazyMetrics (): void {
+    this.#metricsReady = true
+    if (this.#registry !== false) this.registerMetrics()
+  }
+
+  #group (protocol: string, listener: string): Group {
+    let byListener = this.#groups.get(protocol)
+    if (byListener === undefined) {
+      byListener = new Map()
+      this.#groups.set(protocol, byListener)
+    }
+    let group = byListener.get(listener)
+    if (group === undefined) {
+      group = new Group(protocol, listener, this.#logs)
+      byListener.set(listener, group)
+    }
+    return group
+  }
+
+  #destroy (socket: Connection, error: PrivsepError): void {
+    // Without an 'error' listener the error would be thrown as uncaught: close it plainly.
+    if (socket.listenerCount('error') > 0) socket.destroy(error)
+    else socket.destroy()
+  }
+}
+
+function shutdownError (why: string): PrivsepError {
+  return new PrivsepError('ERR_PRIVSEP_SHUTDOWN', `connection ${why}: the server is shutting down`)
+}

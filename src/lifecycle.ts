@@ -1,0 +1,244 @@
+// Graceful shutdown, after mox's lifecycle: `shutdown` aborts first (stop accepting, start no
+// new work), `context` aborts after a grace period (abort work in flight), then every
+// registered connection is closed, and once none remain the process exits. `Lifecycle` holds
+// one process's shutdown; src/index.ts exports the process's instance.
+import os from 'node:os'
+import type { Server } from 'node:net'
+import type { Registry } from 'prom-client'
+import { ConnectionRegistry } from './connections'
+import { PrivsepError } from './errors'
+import type { Listener } from './listener'
+import { flushLogger, LoggerSource, type Logger } from './log'
+import { serve, type ServeOptions } from './serve'
+
+export interface LifecycleOptions {
+  /** The pino logger. Default: `pino({ name: 'privsep' })`, created on first log. */
+  logger?: Logger
+  /**
+   * prom-client registry for the open-connections gauge, registered on the first connection.
+   * Default: prom-client's default registry. `false`: no gauge unless `registerMetrics()`.
+   */
+  registry?: Registry | false
+  /** Name of the gauge. Default `privsep_connections_count`. */
+  metricName?: string
+  /**
+   * Milliseconds from `shutdown` to `context` (and to force-closing the connections left),
+   * cut short when no connection remains. Default 1000.
+   */
+  graceMs?: number
+  /** Milliseconds to wait for force-closed connections to report 'close'. Default 1000. */
+  closeTimeoutMs?: number
+  /** Exit the process when shutdown is over. Default true; false: await `startShutdown()`. */
+  exit?: boolean
+  /** Exit code after a shutdown in which every connection closed. Default 0. */
+  exitCode?: number
+  /** Called after the drain, before the logs are flushed and the process exits. */
+  beforeExit?: (result: ShutdownResult) => void | Promise<void>
+}
+
+export interface ShutdownResult {
+  /** What `startShutdown` was given (for a signal: its name, e.g. 'SIGTERM'). */
+  reason: unknown
+  /** True when a second signal (or `forceShutdown`) cut the drain short. */
+  forced: boolean
+  /** Connections still registered at the end (0 after a clean drain). */
+  remaining: number
+  /** The code the process exits (or, with `exit: false`, would exit) with. */
+  exitCode: number
+}
+
+export interface HandleSignalsOptions {
+  /** Signals that start the shutdown; a second one during shutdown forces the exit. Default SIGTERM, SIGINT. */
+  signals?: readonly NodeJS.Signals[]
+}
+
+/** Exit code when connections were still open after `closeTimeoutMs`. */
+export const exitCodeUnclean = 1
+
+const defaults = { graceMs: 1000, closeTimeoutMs: 1000, exit: true, exitCode: 0 }
+const flushTimeoutMs = 2000
+const forcedFlushTimeoutMs = 250
+
+export class Lifecycle {
+  readonly #shutdown = new AbortController()
+  readonly #context = new AbortController()
+  readonly #logs: LoggerSource
+  readonly #hooks = new Set<() => void>()
+  #options: Required<Omit<LifecycleOptions, 'logger' | 'registry' | 'metricName' | 'beforeExit'>> & Pick<LifecycleOptions, 'beforeExit'>
+  #stopping: Promise<ShutdownResult> | undefined
+  #force: ((exitCode: number) => void) | undefined
+  #forcedCode: number | undefined
+
+  /** The connection registry: closed on shutdown, its gauge labelled protocol and listener. */
+  readonly connections: ConnectionRegistry
+
+  constructor (options: LifecycleOptions = {}) {
+    this.#logs = new LoggerSource(options.logger)
+    this.#options = { ...defaults }
+    this.connections = new ConnectionRegistry({ shutdown: this.#shutdown.signal }, this.#logs)
+    this.configure(options)
+  }
+
+  /** Changes options (for this process's instance: call it before anything starts). */
+  configure (options: LifecycleOptions): void {
+    for (const key of ['graceMs', 'closeTimeoutMs', 'exitCode'] as const) {
+      const value = options[key]
+      if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
+        throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `${key} must be a non-negative integer, not ${String(value)}`)
+      }
+    }
+    const { logger, registry, metricName, ...rest } = options
+    if (logger !== undefined) this.#logs.logger = logger
+    this.connections.configureMetrics({ registry, metricName })
+    for (const [key, value] of Object.entries(rest)) {
+      if (value !== undefined) (this.#options as Record<string, unknown>)[key] = value
+    }
+  }
+
+  /** Aborted first when shutdown starts: stop accepting, start no new operation. */
+  get shutdown (): AbortSignal {
+    return this.#shutdown.signal
+  }
+
+  /** Aborted `graceMs` after `shutdown` (or sooner, when no connection remains): abort work in flight. */
+  get context (): AbortSignal {
+    return this.#context.signal
+  }
+
+  /** The logger shutdown events go to. */
+  get logger (): Logger {
+    return this.#logs.logger
+  }
+
+  /**
+   * Runs `hook` once when shutdown starts (at once if it already has). One entry in a set,
+   * not one more 'abort' listener on `shutdown`. Returns a function that removes it.
+   */
+  onShutdown (hook: () => void): () => void {
+    if (this.#shutdown.signal.aborted) {
+      hook()
+      return () => {}
+    }
+    this.#hooks.add(hook)
+    return () => { this.#hooks.delete(hook) }
+  }
+
+  /** See `serve` in src/serve.ts: listens on `listener` and ties `server` to this lifecycle. */
+  async serve<S extends Server> (server: S, listener: Listener, options: ServeOptions): Promise<S> {
+    return await serve(this, server, listener, options)
+  }
+
+  /** Registers the open-connections gauge in `registry` (default: prom-client's default registry). */
+  registerMetrics (registry?: Registry, options: { name?: string } = {}): void {
+    this.connections.registerMetrics(registry, options)
+  }
+
+  /**
+   * Starts the shutdown (idempotent: later calls return the same promise). With `exit`
+   * (the default) the process exits when it is over; otherwise the promise resolves then.
+   */
+  async startShutdown (reason?: unknown): Promise<ShutdownResult> {
+    this.#stopping ??= this.#run(reason)
+    return await this.#stopping
+  }
+
+  /**
+   * Cuts a running shutdown short: aborts `context`, closes every connection now and (with
+   * `exit`) exits at once with `exitCode` (default 1) after a short log flush.
+   */
+  forceShutdown (exitCode = exitCodeUnclean): void {
+    if (this.#stopping === undefined) void this.startShutdown('forced')
+    this.#forcedCode ??= exitCode
+    this.#force?.(exitCode)
+  }
+
+  /**
+   * Makes `signals` (default SIGTERM and SIGINT) start the shutdown; a second one during the
+   * shutdown forces the exit at once with 128 + the signal's number (130 for SIGINT, 143
+   * for SIGTERM). Returns a function that removes the handlers.
+   */
+  handleSignals (options: HandleSignalsOptions = {}): () => void {
+    const signals = options.signals ?? ['SIGTERM', 'SIGINT']
+    const onSignal = (signal: NodeJS.Signals): void => {
+      if (this.#stopping === undefined) {
+        void this.startShutdown(signal)
+        return
+      }
+      this.logger.warn({ signal }, 'second signal during shutdown: forcing exit')
+      this.forceShutdown(128 + (os.constants.signals[signal] ?? 0))
+    }
+    for (const signal of signals) process.on(signal, onSignal)
+    return () => {
+      for (const signal of signals) process.off(signal, onSignal)
+    }
+  }
+
+  async #run (reason: unknown): Promise<ShutdownResult> {
+    const log = this.logger
+    const { graceMs, closeTimeoutMs } = this.#options
+    const forced = new Promise<number>((resolve) => { this.#force = resolve })
+    if (this.#forcedCode !== undefined) this.#force?.(this.#forcedCode)
+    log.info({ reason: describe(reason), connections: this.connections.size, graceMs }, 'shutdown started: no longer accepting')
+    this.connections.beginShutdown()
+    this.#shutdown.abort(abortReason('shutdown', reason))
+    for (const hook of [...this.#hooks]) {
+      try {
+        hook()
+      } catch (err) {
+        log.error({ err }, 'shutdown hook failed')
+      }
+    }
+    this.#hooks.clear()
+
+    let forcedCode: number | undefined
+    const force = forced.then((code) => { forcedCode = code })
+    await race([this.connections.done(), force], graceMs)
+    log.info({ connections: this.connections.size }, 'context aborted: cancelling work in flight')
+    this.#context.abort(abortReason('context', reason))
+    this.connections.shutdown()
+    const drained = this.connections.size === 0 || forcedCode !== undefined
+      ? this.connections.size === 0
+      : await race([this.connections.done().then(() => true), force.then(() => false)], closeTimeoutMs, false)
+    const remaining = this.connections.size
+    const exitCode = forcedCode ?? (drained ? this.#options.exitCode : exitCodeUnclean)
+    const result: ShutdownResult = { reason, forced: forcedCode !== undefined, remaining, exitCode }
+    if (remaining === 0) log.info({ exitCode }, 'shutdown done: no connection left')
+    else log.warn({ remaining, exitCode }, 'shutdown done with connections still open')
+
+    if (this.#options.beforeExit !== undefined && forcedCode === undefined) {
+      try {
+        await this.#options.beforeExit(result)
+      } catch (err) {
+        log.error({ err }, 'beforeExit failed')
+      }
+    }
+    if (this.#options.exit) {
+      await flushLogger(log, forcedCode === undefined ? flushTimeoutMs : forcedFlushTimeoutMs)
+      process.exit(exitCode)
+    }
+    return result
+  }
+}
+
+/** Resolves with the first of `promises`, or with `timeoutValue` after `ms`. */
+async function race<T> (promises: Array<Promise<T>>, ms: number, timeoutValue?: T): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<T | undefined>((resolve) => { timer = setTimeout(() => resolve(timeoutValue), ms) })
+  try {
+    return await Promise.race([...promises, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+function describe (reason: unknown): unknown {
+  if (reason instanceof Error) return { message: reason.message, code: (reason as { code?: unknown }).code }
+  return reason
+}
+
+function abortReason (which: 'shutdown' | 'context', reason: unknown): PrivsepError {
+  const why = typeof reason === 'string' ? reason : reason instanceof Error ? reason.message : 'shutdown'
+  const err = new PrivsepError('ERR_PRIVSEP_SHUTDOWN', `${which} aborted: the process is shutting down (${why})`)
+  err.cause = reason
+  return err
+}
