@@ -11,7 +11,9 @@ import { dirname, join } from 'node:path'
 import nativeModule from '../dist/native.js'
 import { mainManifest, packMain, packPlatform, platforms, publishManifest, root } from '../scripts/pack.mjs'
 
-const { publishedPlatforms } = nativeModule
+const { publishedPlatforms, platformTriple } = nativeModule
+// This machine's platform package (linux-x64-gnu here; the macOS CI job runs this file too).
+const triple = platformTriple()
 const isRoot = process.getuid?.() === 0
 
 test('every napi target has an npm/ package in step with the main package', () => {
@@ -71,6 +73,7 @@ import { listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, clean
 import fs from 'node:fs'
 import net from 'node:net'
 import { createRequire } from 'node:module'
+import os from 'node:os'
 
 const [port, keyPath] = process.argv.slice(2)
 if (process.getuid() !== 0) restorePassedFiles()
@@ -81,7 +84,7 @@ cleanupPassedFiles()
 const key = fs.readFileSync(keyFd, 'utf8')
 const addons = Object.keys(createRequire(import.meta.url).cache).filter((path) => path.endsWith('.node'))
 const server = net.createServer((socket) => {
-  socket.end(JSON.stringify({ uid: process.getuid(), gid: process.getgid(), key, addons }))
+  socket.end(JSON.stringify({ user: os.userInfo().username, uid: process.getuid(), key, addons }))
   server.close()
 })
 server.listen(listener, () => console.log('ready'))
@@ -91,14 +94,15 @@ describe('installed from the packed tarballs, offline, without cargo', { skip: !
   let dir, project, env
 
   before(() => {
-    const addon = join(root, 'privsep.linux-x64-gnu.node')
-    assert.ok(existsSync(addon), 'build first (npm run build): privsep.linux-x64-gnu.node is missing')
-    dir = mkdtempSync(join(tmpdir(), 'privsep-install-'))
+    const addon = join(root, `privsep.${triple}.node`)
+    assert.ok(existsSync(addon), `build first (npm run build): privsep.${triple}.node is missing`)
+    // Not os.tmpdir(): on macOS that is a per-user folder nobody cannot enter.
+    dir = mkdtempSync(join(existsSync('/tmp') ? '/tmp' : tmpdir(), 'privsep-install-'))
     chmodSync(dir, 0o755) // nobody must read the installed package
     const tarballs = join(dir, 'tarballs')
     mkdirSync(tarballs)
     const main = packMain(tarballs)
-    const platform = packPlatform('linux-x64-gnu', tarballs, addon)
+    const platform = packPlatform(triple, tarballs, addon)
 
     env = { ...process.env, PATH: toolchainFreeBin(dir), npm_config_update_notifier: 'false' }
     for (const name of Object.keys(env)) if (/^(CARGO|RUSTC|RUSTUP)/.test(name)) delete env[name]
@@ -112,7 +116,7 @@ describe('installed from the packed tarballs, offline, without cargo', { skip: !
       { cwd: project, env, encoding: 'utf8' })
     assert.equal(install.status, 0, `npm install --offline failed:\n${install.stderr}`)
     assert.ok(existsSync(join(project, 'node_modules', 'privsep', 'dist', 'index.js')))
-    assert.ok(!existsSync(join(project, 'node_modules', 'privsep', 'privsep.linux-x64-gnu.node')), 'no local build in the installed package')
+    assert.ok(!existsSync(join(project, 'node_modules', 'privsep', `privsep.${triple}.node`)), 'no local build in the installed package')
   })
   after(() => rmSync(dir, { recursive: true, force: true }))
 
@@ -135,16 +139,16 @@ describe('installed from the packed tarballs, offline, without cargo', { skip: !
       let data = ''
       net.connect(port, '127.0.0.1').on('data', (chunk) => { data += chunk }).on('end', () => resolve(JSON.parse(data))).on('error', reject)
     })
-    const nobody = Number(spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' }).stdout)
-    assert.equal(answer.uid, nobody, 'the child serves as nobody')
+    assert.equal(answer.user, 'nobody', 'the child serves as nobody')
+    assert.notEqual(answer.uid, 0)
     assert.equal(answer.key, secret, 'the child read the root-only key through the passed fd')
-    assert.deepEqual(answer.addons.map((path) => dirname(path)), [realpathSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'))],
+    assert.deepEqual(answer.addons.map((path) => dirname(path)), [realpathSync(join(project, 'node_modules', `privsep-${triple}`))],
       'the addon came from the platform package')
     assert.deepEqual(await exited, { code: 0, signal: null }, `the root parent ends as its child did:\n${stderr}`)
   })
 
   test('without the platform package the loader names the platform and every path it tried', () => {
-    rmSync(join(project, 'node_modules', 'privsep-linux-x64-gnu'), { recursive: true })
+    rmSync(join(project, 'node_modules', `privsep-${triple}`), { recursive: true })
     const probe = "import { listen } from 'privsep'\n" +
       "try { listen('tcp', '127.0.0.1:0') } catch (err) { console.log(JSON.stringify({ code: err.code, message: err.message })) }\n"
     writeFileSync(join(project, 'probe.mjs'), probe)
@@ -152,10 +156,10 @@ describe('installed from the packed tarballs, offline, without cargo', { skip: !
     assert.equal(result.status, 0, result.stderr)
     const { code, message } = JSON.parse(result.stdout)
     assert.equal(code, 'ERR_PRIVSEP_NATIVE_LOAD')
-    assert.match(message, /for linux-x64-gnu/)
-    const local = join(realpathSync(join(project, 'node_modules', 'privsep')), 'privsep.linux-x64-gnu.node')
+    assert.ok(message.includes(`for ${triple}`), message)
+    const local = join(realpathSync(join(project, 'node_modules', 'privsep')), `privsep.${triple}.node`)
     assert.ok(message.includes(`${local}: no such file (no local build)`), message)
-    assert.ok(message.includes('privsep-linux-x64-gnu: package not installed'), message)
-    assert.match(message, /optional dependency privsep-linux-x64-gnu/)
+    assert.ok(message.includes(`privsep-${triple}: package not installed`), message)
+    assert.ok(message.includes(`optional dependency privsep-${triple}`), message)
   })
 })

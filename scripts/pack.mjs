@@ -41,7 +41,8 @@ export function publishManifest (manifest = mainManifest()) {
 }
 
 function npm (args, options) {
-  const result = spawnSync('npm', args, { encoding: 'utf8', ...options })
+  // On Windows npm is npm.cmd, which only a shell runs.
+  const result = spawnSync('npm', args, { encoding: 'utf8', shell: process.platform === 'win32', ...options })
   if (result.status !== 0) throw new Error(`npm ${args.join(' ')} failed (${result.status}):\n${result.stderr}`)
   return result.stdout
 }

