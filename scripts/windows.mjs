@@ -1,7 +1,8 @@
 // `npm run test:windows`: builds the addon for Windows (x86_64-pc-windows-gnu, Debian's rustc
 // 1.63 and mingw), packs it as the win32-x64-msvc platform package, installs that and the main
 // package with npm running on node.exe under wine (offline, from npm's cache), and runs the
-// Windows suite (__test__/windows/*.win.mjs) there with node.exe.
+// Windows suite (__test__/windows/*.win.mjs) there with node.exe. First, with the same Debian
+// toolchain, `cargo test --workspace` on Linux: the rust-version = "1.63" check.
 // On Windows itself (CI): `node scripts/windows.mjs --native <built .node>` does the same with
 // the running node and npm, no wine.
 //
@@ -43,7 +44,12 @@ function buildDll () {
   process.env.PATH = `/usr/bin:${process.env.PATH}`
   process.env.RUSTC = '/usr/bin/rustc'
   const targetDir = join(root, 'target', 'windows')
-  step(`building the addon for ${rustTarget} with ${spawnSync('/usr/bin/rustc', ['--version'], { encoding: 'utf8' }).stdout.trim()}`)
+  const rustc = spawnSync('/usr/bin/rustc', ['--version'], { encoding: 'utf8' }).stdout.trim()
+  // The same compiler checks the workspace's rust-version promise on Linux: build and test.
+  step(`cargo test --workspace on Linux with ${rustc} (rust-version)`)
+  check(spawnSync(debianCargo, ['test', '--workspace', '--locked', '--target-dir', targetDir, ...cargoSourceArgs(debianCargo)],
+    { cwd: root, stdio: 'inherit' }), 'cargo test with Debian\'s rustc')
+  step(`building the addon for ${rustTarget} with ${rustc}`)
   check(spawnSync(debianCargo, ['build', '--release', '--locked', '--target', rustTarget, '--target-dir', targetDir,
     '-p', 'privsep-addon', ...cargoSourceArgs(debianCargo)], { cwd: root, stdio: 'inherit' }), 'cargo build')
   return join(targetDir, rustTarget, 'release', 'privsep.dll')
