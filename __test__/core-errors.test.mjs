@@ -1,0 +1,227 @@
+// Every way the core flow can be misused or fed bad input ends in an Error with its own
+// stable code, a message naming what was involved, and no crash.
+import assert from 'node:assert/strict'
+import dgram from 'node:dgram'
+import fs from 'node:fs'
+import net from 'node:net'
+import path from 'node:path'
+import { after, describe, test } from 'node:test'
+import { Privsep } from 'privsep'
+import { nobody, runToEnd, secretFile, tempDir } from './helpers.mjs'
+
+const dir = tempDir('privsep-errors-')
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+/** Runs core-probe.mjs and returns its step reports. */
+async function probe (config, options = {}) {
+  const { lines, stderr } = await runToEnd('core-probe.mjs', config, options)
+  assert.ok(lines.length > 0, `probe printed nothing; stderr:\n${stderr}`)
+  return lines
+}
+
+function throwsCode (fn, code, pattern) {
+  assert.throws(fn, (err) => {
+    assert.equal(err.code, code, err.message)
+    if (pattern) assert.match(err.message, pattern)
+    return true
+  })
+}
+
+describe('in the root parent', () => {
+  const parent = new Privsep()
+  after(() => parent.cleanupPassedFiles())
+
+  test('bad networks, addresses, backlogs and paths: ERR_PRIVSEP_INVALID_ARGUMENT', () => {
+    throwsCode(() => parent.listen('sctp', ':25'), 'ERR_PRIVSEP_INVALID_ARGUMENT', /sctp/)
+    throwsCode(() => parent.listen('tcp', 'localhost:25'), 'ERR_PRIVSEP_INVALID_ARGUMENT', /localhost:25/)
+    throwsCode(() => parent.listen('tcp', '127.0.0.1:70000'), 'ERR_PRIVSEP_INVALID_ARGUMENT')
+    throwsCode(() => parent.listen('tcp4', '[::1]:25'), 'ERR_PRIVSEP_INVALID_ARGUMENT', /family/)
+    throwsCode(() => parent.listen('unix', 'x'.repeat(200)), 'ERR_PRIVSEP_INVALID_ARGUMENT')
+    throwsCode(() => parent.listen('tcp', '127.0.0.1:84', { backlog: -1 }), 'ERR_PRIVSEP_INVALID_ARGUMENT', /backlog/)
+    throwsCode(() => parent.openPrivileged(''), 'ERR_PRIVSEP_INVALID_ARGUMENT')
+  })
+
+  test('listening twice on one address: ERR_PRIVSEP_ALREADY_LISTENING', () => {
+    parent.listen('tcp', '127.0.0.1:85')
+    throwsCode(() => parent.listen('tcp', '127.0.0.1:85'), 'ERR_PRIVSEP_ALREADY_LISTENING', /127\.0\.0\.1:85/)
+  })
+
+  test('serving the parent\'s listener: ERR_PRIVSEP_PARENT_ONLY', () => {
+    const listener = parent.listen('tcp', '127.0.0.1:86')
+    throwsCode(() => listener.fd, 'ERR_PRIVSEP_PARENT_ONLY', /127\.0\.0\.1:86/)
+    throwsCode(() => net.createServer().listen(listener), 'ERR_PRIVSEP_PARENT_ONLY')
+    throwsCode(() => dgram.createSocket('udp4').bind(parent.listen('udp4', '127.0.0.1:86')), 'ERR_PRIVSEP_PARENT_ONLY')
+  })
+
+  test('an address already in use: EADDRINUSE with errno and syscall', async () => {
+    const server = net.createServer().listen(87, '127.0.0.1')
+    await new Promise((resolve) => server.on('listening', resolve))
+    try {
+      assert.throws(() => parent.listen('tcp4', '127.0.0.1:87'), (err) => {
+        assert.equal(err.code, 'EADDRINUSE')
+        assert.equal(err.errno, -98)
+        assert.equal(err.syscall, 'bind')
+        assert.match(err.message, /127\.0\.0\.1:87/)
+        return true
+      })
+    } finally {
+      server.close()
+    }
+  })
+
+  test('a missing key file: ENOENT naming the path', () => {
+    const missing = path.join(dir, 'missing.pem')
+    assert.throws(() => parent.openPrivileged(missing), (err) => err.code === 'ENOENT' && err.path === missing)
+  })
+
+  test('an unknown user or group: ERR_PRIVSEP_UNKNOWN_USER / _GROUP, nothing spawned', async () => {
+    await assert.rejects(parent.forkExecUnprivileged({ user: 'no-such-user-here', exit: false }), { code: 'ERR_PRIVSEP_UNKNOWN_USER' })
+    await assert.rejects(parent.forkExecUnprivileged({ user: 'nobody', group: 'no-such-group', exit: false }), { code: 'ERR_PRIVSEP_UNKNOWN_GROUP' })
+  })
+
+  test('running the child as root or without a user: ERR_PRIVSEP_INVALID_ARGUMENT', async () => {
+    await assert.rejects(parent.forkExecUnprivileged({ user: 'root', exit: false }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT', message: /root/ })
+    await assert.rejects(parent.forkExecUnprivileged({ exit: false }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
+  })
+})
+
+test('calls after forkExecUnprivileged in the parent: ERR_PRIVSEP_STATE', async () => {
+  const lines = await probe({
+    steps: [['listen', 'tcp4', '127.0.0.1:88'], ['fork', { user: 'nobody', exit: false }], ['listen', 'tcp4', '127.0.0.1:89'], ['fork', { user: 'nobody', exit: false }]],
+    childSteps: [['restore'], ['exit', 0]]
+  })
+  assert.deepEqual(lines.map((l) => `${l.step} ${l.code ?? 'ok'}`),
+    ['listen ok', 'restore ok', 'fork ok', 'listen ERR_PRIVSEP_STATE', 'fork ERR_PRIVSEP_STATE'])
+  assert.deepEqual(lines[2].ok, { code: 0, signal: null })
+})
+
+test('a drop that leaves root regainable: ERR_PRIVSEP_PRIVILEGE_DROP, no child runs', async () => {
+  // With SECBIT_NO_SETUID_FIXUP the kernel keeps capabilities across setuid: the child could
+  // setuid(0) again. The post-drop check must catch it and stop the child before exec.
+  const lines = await probe({
+    steps: [['listen', 'tcp4', '127.0.0.1:90'], ['fork', { user: 'nobody', exit: false }]],
+    childSteps: [['exit', 0]]
+  }, { prefix: ['setpriv', '--securebits', '+no_setuid_fixup'] })
+  assert.equal(lines.length, 2)
+  assert.equal(lines[1].code, 'ERR_PRIVSEP_PRIVILEGE_DROP', lines[1].message)
+})
+
+describe('as nobody, not started by a privsep parent', () => {
+  const asNobody = { uid: nobody.uid, gid: nobody.gid }
+
+  test('restorePassedFiles and listen: ERR_PRIVSEP_NO_PASSED_FILES with a hint', async () => {
+    const lines = await probe({ steps: [['restore'], ['listen', 'tcp', ':8025'], ['open', '/etc/hostname']] }, asNobody)
+    for (const line of lines) {
+      assert.equal(line.code, 'ERR_PRIVSEP_NO_PASSED_FILES')
+      assert.match(line.message, /root/)
+    }
+  })
+
+  test('forkExecUnprivileged: ERR_PRIVSEP_NOT_ROOT', async () => {
+    const [line] = await probe({ steps: [['fork', { user: 'nobody' }]] }, asNobody)
+    assert.equal(line.code, 'ERR_PRIVSEP_NOT_ROOT')
+  })
+
+  test('with filesImmediate it listens and opens directly, and forkExecUnprivileged runs in-process', async () => {
+    const lines = await probe({ steps: [['immediate'], ['restore'], ['listen', 'tcp4', '127.0.0.1:0'], ['listenerFd', 0], ['open', '/etc/hostname'], ['fork', { user: 'nobody' }]] }, asNobody)
+    assert.deepEqual(lines.map((l) => l.code ?? 'ok'), ['ok', 'ok', 'ok', 'ok', 'ok', 'ok'])
+    assert.equal(typeof lines[3].ok, 'number')
+    assert.equal(typeof lines[4].ok, 'number')
+    assert.deepEqual(lines[5].ok, { code: null, signal: null, inProcess: true })
+  })
+})
+
+describe('restoring from the environment, as nobody', () => {
+  const key = secretFile(dir, 'restore-key.pem')
+  /** Starts the probe as nobody with the protocol variables and extra fds from index 3. */
+  function restore (vars, fds = [], steps = [['restore']]) {
+    const env = { ...process.env, PRIVSEP_PID: String(process.pid), ...vars }
+    return probe({ steps, childSteps: steps }, { uid: nobody.uid, gid: nobody.gid, env, stdio: ['ignore', 'pipe', 'pipe', ...fds] })
+  }
+  const immediate = new Privsep()
+  immediate.filesImmediate = true
+  const tcp = immediate.listen('tcp4', '127.0.0.1:0')
+
+  test('malformed variables: ERR_PRIVSEP_ENV_MALFORMED', async () => {
+    for (const vars of [
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: 'x=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FDS: 'one', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FDS: '2', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4' }
+    ]) {
+      const [line] = await restore(vars, [tcp.fd])
+      assert.equal(line.code, 'ERR_PRIVSEP_ENV_MALFORMED', JSON.stringify(vars))
+    }
+  })
+
+  test('duplicate entries: ERR_PRIVSEP_ENV_DUPLICATE', async () => {
+    const [line] = await restore({ PRIVSEP_FDS: '2', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0,3=file:%2Fk' }, [tcp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_ENV_DUPLICATE')
+  })
+
+  test('a parent pid that is not the parent: ERR_PRIVSEP_PARENT_MISMATCH', async () => {
+    const [line] = await restore({ PRIVSEP_PID: '1', PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' }, [tcp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_PARENT_MISMATCH')
+  })
+
+  test('an fd that is closed: EBADF', async () => {
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '999=tcp4:127.0.0.1%3A0' }, [tcp.fd])
+    assert.equal(line.code, 'EBADF')
+    assert.equal(line.syscall, 'fstat')
+    assert.match(line.message, /fd 999/)
+  })
+
+  test('a regular file where a socket is declared: ERR_PRIVSEP_NOT_SOCKET', async () => {
+    const file = fs.openSync('/etc/hostname', 'r')
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' }, [file])
+    fs.closeSync(file)
+    assert.equal(line.code, 'ERR_PRIVSEP_NOT_SOCKET')
+  })
+
+  test('a socket where a file is declared: ERR_PRIVSEP_NOT_FILE', async () => {
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:%2Fetc%2Fkey' }, [tcp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_NOT_FILE')
+  })
+
+  test('a datagram socket declared as a stream: ERR_PRIVSEP_SOCKET_TYPE', async () => {
+    const udp = immediate.listen('udp4', '127.0.0.1:0')
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' }, [udp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_TYPE')
+  })
+
+  test('a socket that is not listening: ERR_PRIVSEP_NOT_LISTENING', async () => {
+    const server = net.createServer().listen(0, '127.0.0.1')
+    await new Promise((resolve) => server.on('listening', resolve))
+    const client = net.connect(server.address().port, '127.0.0.1')
+    await new Promise((resolve) => client.on('connect', resolve))
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' }, [client])
+    client.destroy()
+    server.close()
+    assert.equal(line.code, 'ERR_PRIVSEP_NOT_LISTENING')
+  })
+
+  test('a socket of another family: ERR_PRIVSEP_SOCKET_FAMILY', async () => {
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp6:%5B%3A%3A1%5D%3A0' }, [tcp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_FAMILY')
+  })
+
+  test('a socket bound to another address: ERR_PRIVSEP_SOCKET_ADDRESS', async () => {
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.2%3A0' }, [tcp.fd])
+    assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_ADDRESS')
+    assert.match(line.message, /127\.0\.0\.1:\d+/)
+  })
+
+  test('what the parent did not pass: ERR_PRIVSEP_NOT_PASSED; the variables are gone after restore', async () => {
+    const file = fs.openSync(key.file, 'r')
+    const lines = await restore(
+      { PRIVSEP_FDS: '2', PRIVSEP_FILES: `3=tcp4:127.0.0.1%3A0,4=file:${encodeURIComponent(key.file)}` },
+      [tcp.fd, file],
+      [['restore'], ['env'], ['listen', 'tcp4', '127.0.0.1:0'], ['listenerFd', 0], ['listen', 'tcp4', '127.0.0.1:1'], ['open', key.file], ['open', key.file], ['open', '/etc/hostname']])
+    fs.closeSync(file)
+    assert.deepEqual(lines.map((l) => l.code ?? 'ok'),
+      ['ok', 'ok', 'ok', 'ok', 'ERR_PRIVSEP_NOT_PASSED', 'ok', 'ERR_PRIVSEP_NOT_PASSED', 'ERR_PRIVSEP_NOT_PASSED'])
+    assert.deepEqual(lines[1].ok, [])
+    assert.deepEqual([lines[3].ok, lines[5].ok], [3, 4])
+  })
+})
