@@ -27,9 +27,12 @@ export interface Native {
   close (fd: number): void
 }
 
-/** The names the addon exports, in the order it defines them. */
-export const nativeFunctions: ReadonlyArray<keyof Native> =
-  ['parseAddress', 'listen', 'restore', 'spawn', 'wait', 'dieBySignal', 'close']
+/** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
+const nativeNames: Record<keyof Native, true> =
+  { parseAddress: true, listen: true, restore: true, spawn: true, wait: true, dieBySignal: true, close: true }
+
+/** The names the addon exports; package.test.mjs checks them against the built addon. */
+export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>
 
 /** The platforms privsep publishes a binary package for (package.json `napi.targets`). */
 export const publishedPlatforms: readonly string[] =
