@@ -1,0 +1,129 @@
+// Graceful shutdown of a real server process on real signals: the order of the phases, the
+// exit code, a second signal forcing the exit, and (in this process, exit: false) what an
+// embedder awaits.
+import assert from 'node:assert/strict'
+import net from 'node:net'
+import { Duplex, Writable } from 'node:stream'
+import { test } from 'node:test'
+import pino from 'pino'
+import { Lifecycle } from 'privsep'
+import { start } from './helpers.mjs'
+
+/** Starts lifecycle-server.mjs and waits for its 'ready' line. */
+async function startServer (config, options) {
+  const run = start('lifecycle-server.mjs', config, options)
+  for (;;) {
+    const line = await run.next(20_000)
+    if (line.event === 'ready') return { ...run, ready: line }
+  }
+}
+
+/** Connects and resolves with the socket once the greeting line arrived. */
+function greeted (port, host) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(port, host)
+    socket.once('data', () => resolve(socket))
+    socket.once('error', reject)
+  })
+}
+
+test('SIGTERM: shutdown aborts, then context after its delay, then sockets close, then done and exit 0', async () => {
+  const graceMs = 400
+  const run = await startServer({ graceMs, logSocketClose: true, servers: [{ kind: 'net', protocol: 'smtp', name: 'public', host: '127.0.0.2' }] })
+  const clients = await Promise.all([1, 2, 3].map(() => greeted(run.ready.ports[0], '127.0.0.2')))
+  const clientClosed = clients.map((c) => new Promise((resolve) => c.on('close', () => resolve(Date.now()))))
+  run.child.kill('SIGTERM')
+  const { code, signal } = await run.exited
+  await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
+  assert.equal(signal, null)
+  assert.equal(code, 0, `documented default exit code after a drain; stderr:\n${run.stderr}`)
+  await Promise.all(clientClosed)
+
+  const events = run.all.filter((l) => l.event !== undefined || /^shutdown|^context/.test(l.msg ?? ''))
+  const order = events.map((l) => l.event ?? l.msg).filter((e) => e !== 'ready')
+  assert.deepEqual(order, [
+    'shutdown started: no longer accepting',
+    'shutdown-abort',
+    'context aborted: cancelling work in flight',
+    'context-abort',
+    'socket-close', 'socket-close', 'socket-close',
+    'shutdown done: no connection left',
+    'before-exit'
+  ])
+  const at = (name) => events.find((l) => (l.event ?? l.msg) === name).time
+  assert.ok(at('context-abort') - at('shutdown-abort') >= graceMs - 5, 'context waits for its delay while connections are open')
+  assert.equal(run.all.find((l) => l.msg === 'shutdown started: no longer accepting').reason, 'SIGTERM', 'the reason is logged')
+  assert.equal(events.find((l) => l.event === 'shutdown-abort').code, 'ERR_PRIVSEP_SHUTDOWN')
+  const last = events.at(-1)
+  assert.equal(last.size, 0)
+  assert.deepEqual(last.gauge.map((v) => [v.labels.protocol, v.labels.listener, v.value]), [['smtp', 'public', 0]])
+  assert.deepEqual(last.result, { reason: 'SIGTERM', forced: false, remaining: 0, exitCode: 0 })
+})
+
+test('the exit code is configurable, and SIGINT starts the shutdown too', async () => {
+  const run = await startServer({ exitCode: 3, servers: [{ kind: 'net', protocol: 'smtp', name: 'public', host: '127.0.0.2' }] })
+  run.child.kill('SIGINT')
+  const { code } = await run.exited
+  assert.equal(code, 3, run.stderr)
+})
+
+test('a second signal during the shutdown forces the exit at once (128 + signal number)', async () => {
+  const run = await startServer({ graceMs: 120_000, servers: [{ kind: 'net', protocol: 'imap', name: 'public', host: '127.0.0.3' }] })
+  const client = await greeted(run.ready.ports[0], '127.0.0.3')
+  const clientClosed = new Promise((resolve) => client.on('close', resolve))
+  run.child.kill('SIGTERM')
+  for (;;) {
+    const line = await run.next()
+    if (line.event === 'shutdown-abort') break
+  }
+  run.child.kill('SIGTERM')
+  const { code, signal } = await run.exited
+  assert.equal(signal, null)
+  assert.equal(code, 143, run.stderr)
+  await clientClosed
+  await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
+  assert.ok(run.all.some((l) => l.msg === 'second signal during shutdown: forcing exit' && l.signal === 'SIGTERM'), 'the forced exit is logged (and flushed)')
+  assert.ok(run.all.some((l) => l.event === 'context-abort'), 'context is aborted when forced')
+})
+
+function quietLogger () {
+  const lines = []
+  return { lines, logger: pino({ name: 'test' }, new Writable({ write (c, _e, cb) { lines.push(...String(c).split('\n').filter(Boolean).map((l) => JSON.parse(l))); cb() } })) }
+}
+
+test('with exit: false an embedder awaits the shutdown; startShutdown is idempotent', async () => {
+  const { logger, lines } = quietLogger()
+  const lc = new Lifecycle({ exit: false, graceMs: 50, registry: false, logger })
+  const server = net.createServer((s) => { s.on('error', () => {}); s.write('hi\n') })
+  server.listen(0, '127.0.0.1')
+  await new Promise((resolve) => server.once('listening', resolve))
+  server.on('connection', (s) => lc.connections.register(s, 'smtp', 'embedded'))
+  const client = await greeted(server.address().port, '127.0.0.1')
+  client.on('error', () => {})
+  const first = lc.startShutdown('deploy')
+  const second = lc.startShutdown('again')
+  assert.equal(lc.shutdown.aborted, true)
+  assert.equal(lc.context.aborted, false)
+  const [a, b] = await Promise.all([first, second])
+  assert.deepEqual(a, { reason: 'deploy', forced: false, remaining: 0, exitCode: 0 })
+  assert.deepEqual(b, a)
+  assert.equal(lc.context.aborted, true)
+  assert.equal(lc.context.reason.code, 'ERR_PRIVSEP_SHUTDOWN')
+  assert.equal(lines.filter((l) => l.msg === 'shutdown started: no longer accepting').length, 1)
+  assert.equal(client.destroyed || client.readableEnded, true)
+  server.close()
+})
+
+test('connections that never close: the shutdown ends after closeTimeoutMs with exit code 1', async () => {
+  const { logger } = quietLogger()
+  const lc = new Lifecycle({ exit: false, graceMs: 10, closeTimeoutMs: 50, registry: false, logger })
+  const stuck = new Duplex({ emitClose: false, read () {}, write (_c, _e, cb) { cb() } })
+  lc.connections.register(stuck, 'custom', 'stuck')
+  const result = await lc.startShutdown()
+  assert.deepEqual(result, { reason: undefined, forced: false, remaining: 1, exitCode: 1 })
+})
+
+test('bad options: ERR_PRIVSEP_INVALID_ARGUMENT', () => {
+  assert.throws(() => new Lifecycle({ graceMs: -1 }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
+  assert.throws(() => new Lifecycle({ exitCode: 1.5 }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
+})
