@@ -40,13 +40,17 @@ export const publishedPlatforms: readonly string[] =
 
 /** Whether this Linux runs on musl rather than glibc (Alpine, Void, ...). */
 function isMusl (): boolean {
+  // Cheap first, as napi-rs's loaders do: ldd is a script that names its libc. The diagnostic
+  // report costs milliseconds per process (docs/BENCHMARKS.md): only when ldd says nothing.
+  try {
+    const ldd = fs.readFileSync('/usr/bin/ldd', 'latin1')
+    if (ldd.includes('musl')) return true
+    if (ldd.includes('GNU C Library') || ldd.includes('GLIBC')) return false
+  } catch { /* no ldd (a minimal image): ask Node's diagnostic report */ }
   try {
     const report = process.report?.getReport() as { header?: { glibcVersionRuntime?: string }, sharedObjects?: string[] } | undefined
     if (report?.header?.glibcVersionRuntime) return false
-    if (report?.sharedObjects?.some((name) => /(?:^|\/)(?:ld-musl-|libc\.musl-)/.test(name))) return true
-  } catch { /* no diagnostic report in this build of Node: ask the dynamic linker's wrapper */ }
-  try {
-    return fs.readFileSync('/usr/bin/ldd', 'latin1').includes('musl')
+    return report?.sharedObjects?.some((name) => /(?:^|\/)(?:ld-musl-|libc\.musl-)/.test(name)) ?? false
   } catch {
     return false
   }
