@@ -42,13 +42,25 @@ pub fn export(
         let mut argc = MAX_ARGS;
         let mut args = [ptr::null_mut(); MAX_ARGS];
         // SAFETY: `args` has room for `argc` values; missing ones are set to undefined.
-        cx.check(unsafe { napi_get_cb_info(env, info, &mut argc, args.as_mut_ptr(), ptr::null_mut(), ptr::null_mut()) })?;
+        cx.check(unsafe {
+            napi_get_cb_info(
+                env,
+                info,
+                &mut argc,
+                args.as_mut_ptr(),
+                ptr::null_mut(),
+                ptr::null_mut(),
+            )
+        })?;
         body(&cx, &args)
     }));
     let fail = match outcome {
         Ok(Ok(value)) => return value,
         Ok(Err(fail)) => fail,
-        Err(_) => Fail::Core(Error::invalid("ERR_PRIVSEP_INTERNAL", "privsep panicked: this is a bug, please report it")),
+        Err(_) => Fail::Core(Error::invalid(
+            "ERR_PRIVSEP_INTERNAL",
+            "privsep panicked: this is a bug, please report it",
+        )),
     };
     if !cx.exception_pending() {
         let error = cx.error(fail);
@@ -128,7 +140,9 @@ impl Cx {
         self.check(unsafe { napi_get_value_string_utf8(self.env, value, ptr::null_mut(), 0, &mut len) })?;
         let mut buf = vec![0u8; len + 1];
         // SAFETY: `buf` has room for `len` bytes and the NUL.
-        self.check(unsafe { napi_get_value_string_utf8(self.env, value, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len) })?;
+        self.check(unsafe {
+            napi_get_value_string_utf8(self.env, value, buf.as_mut_ptr() as *mut c_char, len + 1, &mut len)
+        })?;
         buf.truncate(len);
         String::from_utf8(buf).map_err(|_| Fail::invalid(&format!("{} is not valid UTF-8", what)))
     }
@@ -198,13 +212,18 @@ impl Cx {
     }
 
     pub fn strings(&self, array: napi_value, what: &str) -> JsResult<Vec<String>> {
-        self.elements(array, what)?.into_iter().map(|v| self.string(v, what)).collect()
+        self.elements(array, what)?
+            .into_iter()
+            .map(|v| self.string(v, what))
+            .collect()
     }
 
     pub fn create_string(&self, text: &str) -> JsResult<napi_value> {
         let mut value = ptr::null_mut();
         // SAFETY: `text` is valid for `len` bytes.
-        self.check(unsafe { napi_create_string_utf8(self.env, text.as_ptr() as *const c_char, text.len(), &mut value) })?;
+        self.check(unsafe {
+            napi_create_string_utf8(self.env, text.as_ptr() as *const c_char, text.len(), &mut value)
+        })?;
         Ok(value)
     }
 
@@ -250,7 +269,14 @@ impl Cx {
         let mut value = ptr::null_mut();
         // SAFETY: `name` is valid for `len` bytes; `function` is an extern "C" callback.
         self.check(unsafe {
-            napi_create_function(self.env, name.as_ptr() as *const c_char, name.len(), function, ptr::null_mut(), &mut value)
+            napi_create_function(
+                self.env,
+                name.as_ptr() as *const c_char,
+                name.len(),
+                function,
+                ptr::null_mut(),
+                &mut value,
+            )
         })?;
         self.set(exports, name, value)
     }

@@ -45,7 +45,13 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
         protocol::restore(&entries)?;
         let rows = entries
             .iter()
-            .map(|e| cx.array(&[cx.create_number(e.fd as f64)?, cx.create_string(e.passed.kind())?, cx.create_string(&e.passed.value())?]))
+            .map(|e| {
+                cx.array(&[
+                    cx.create_number(e.fd as f64)?,
+                    cx.create_string(e.passed.kind())?,
+                    cx.create_string(&e.passed.value())?,
+                ])
+            })
             .collect::<std::result::Result<Vec<_>, Fail>>()?;
         cx.array(&rows)
     })
@@ -64,7 +70,10 @@ unsafe extern "C" fn spawn_child(env: napi_env, info: napi_callback_info) -> nap
                     return Err(Fail::invalid("passed entries are [fd, kind, value]"));
                 }
                 let passed = Passed::parse(&cx.string(row[1], "kind")?, &cx.string(row[2], "value")?)?;
-                Ok(Entry { fd: cx.int(row[0], "fd")?, passed })
+                Ok(Entry {
+                    fd: cx.int(row[0], "fd")?,
+                    passed,
+                })
             })
             .collect::<std::result::Result<Vec<_>, Fail>>()?;
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
@@ -95,9 +104,22 @@ unsafe extern "C" fn wait(env: napi_env, info: napi_callback_info) -> napi_value
         let mut deferred = ptr::null_mut();
         let mut promise = ptr::null_mut();
         cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
-        let job = Box::into_raw(Box::new(WaitJob { pid, deferred, work: ptr::null_mut(), status: None }));
+        let job = Box::into_raw(Box::new(WaitJob {
+            pid,
+            deferred,
+            work: ptr::null_mut(),
+            status: None,
+        }));
         let name = cx.create_string("privsep:wait")?;
-        let created = napi_create_async_work(env, ptr::null_mut(), name, Some(wait_execute), Some(wait_complete), job.cast(), &mut (*job).work);
+        let created = napi_create_async_work(
+            env,
+            ptr::null_mut(),
+            name,
+            Some(wait_execute),
+            Some(wait_complete),
+            job.cast(),
+            &mut (*job).work,
+        );
         if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
             drop(Box::from_raw(job));
             return Err(Fail::Napi);
@@ -110,7 +132,10 @@ unsafe extern "C" fn wait_execute(_env: napi_env, data: *mut c_void) {
     // SAFETY: `data` is the WaitJob from `wait`, touched only by this thread until complete.
     let job = &mut *(data as *mut WaitJob);
     job.status = Some(std::panic::catch_unwind(|| spawn::wait(job.pid)).unwrap_or_else(|_| {
-        Err(privsep_core::Error::invalid("ERR_PRIVSEP_INTERNAL", "panic while waiting for the child"))
+        Err(privsep_core::Error::invalid(
+            "ERR_PRIVSEP_INTERNAL",
+            "panic while waiting for the child",
+        ))
     }));
 }
 

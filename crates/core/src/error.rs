@@ -6,7 +6,11 @@ use std::io;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Error {
     /// The OS refused: `errno` is the raw value, kept as an integer on purpose.
-    Os { syscall: &'static str, errno: i32, context: String },
+    Os {
+        syscall: &'static str,
+        errno: i32,
+        context: String,
+    },
     /// Input that privsep refuses, with a stable `ERR_PRIVSEP_*` code.
     Invalid { code: &'static str, message: String },
     /// The platform cannot do this.
@@ -17,12 +21,19 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn invalid(code: &'static str, message: impl Into<String>) -> Error {
-        Error::Invalid { code, message: message.into() }
+        Error::Invalid {
+            code,
+            message: message.into(),
+        }
     }
 
     /// Wraps an `io::Error` from `syscall`, naming what it was about.
     pub fn os(syscall: &'static str, err: io::Error, context: impl Into<String>) -> Error {
-        Error::Os { syscall, errno: err.raw_os_error().unwrap_or(0), context: context.into() }
+        Error::Os {
+            syscall,
+            errno: err.raw_os_error().unwrap_or(0),
+            context: context.into(),
+        }
     }
 
     /// The stable code callers match on; OS errors get theirs from the errno in the addon.
@@ -38,7 +49,11 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Error::Os { syscall, errno, context } => {
+            Error::Os {
+                syscall,
+                errno,
+                context,
+            } => {
                 write!(f, "{} {}: {}", syscall, context, io::Error::from_raw_os_error(*errno))
             }
             Error::Invalid { message, .. } => f.write_str(message),
@@ -67,7 +82,10 @@ impl SysError {
     pub fn about(self, context: impl Into<String>) -> Error {
         let context = context.into();
         if self.err.kind() == io::ErrorKind::Unsupported {
-            return Error::Unsupported(format!("{} ({}) is not supported on this platform", self.syscall, context));
+            return Error::Unsupported(format!(
+                "{} ({}) is not supported on this platform",
+                self.syscall, context
+            ));
         }
         Error::os(self.syscall, self.err, context)
     }

@@ -36,7 +36,10 @@ impl Passed {
     pub fn parse(kind: &str, value: &str) -> Result<Passed> {
         if kind == "file" {
             if value.is_empty() || value.contains('\0') {
-                return Err(Error::invalid("ERR_PRIVSEP_INVALID_ARGUMENT", format!("invalid file path {:?}", value)));
+                return Err(Error::invalid(
+                    "ERR_PRIVSEP_INVALID_ARGUMENT",
+                    format!("invalid file path {:?}", value),
+                ));
             }
             return Ok(Passed::File(value.to_string()));
         }
@@ -64,7 +67,11 @@ pub fn encode(pid: u32, entries: &[Entry]) -> [(&'static str, String); 3] {
         .iter()
         .map(|e| format!("{}={}:{}", e.fd, e.passed.kind(), percent_encode(&e.passed.value())))
         .collect();
-    [(PID, pid.to_string()), (FDS, entries.len().to_string()), (FILES, files.join(","))]
+    [
+        (PID, pid.to_string()),
+        (FDS, entries.len().to_string()),
+        (FILES, files.join(",")),
+    ]
 }
 
 /// Parses the variables as found in the environment. `Ok(None)` when none is set (not a
@@ -74,13 +81,21 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
     let (pid, fds, files) = match (pid, fds, files) {
         (None, None, None) => return Ok(None),
         (Some(pid), Some(fds), Some(files)) => (pid, fds, files),
-        _ => return Err(malformed(format!("{}, {} and {} must be set together", PID, FDS, FILES))),
+        _ => {
+            return Err(malformed(format!(
+                "{}, {} and {} must be set together",
+                PID, FDS, FILES
+            )))
+        }
     };
     let pid: u32 = number(PID, pid)?;
     if pid != ppid {
         return Err(Error::invalid(
             "ERR_PRIVSEP_PARENT_MISMATCH",
-            format!("{}={} but the parent process is {}: the variables were not set by this process's parent", PID, pid, ppid),
+            format!(
+                "{}={} but the parent process is {}: the variables were not set by this process's parent",
+                PID, pid, ppid
+            ),
         ));
     }
     let count: usize = number(FDS, fds)?;
@@ -89,7 +104,13 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
         entries.push(parse_entry(item)?);
     }
     if entries.len() != count {
-        return Err(malformed(format!("{}={} but {} lists {} descriptors", FDS, count, FILES, entries.len())));
+        return Err(malformed(format!(
+            "{}={} but {} lists {} descriptors",
+            FDS,
+            count,
+            FILES,
+            entries.len()
+        )));
     }
     let mut fds_seen = HashSet::new();
     let mut sockets_seen = HashSet::new();
@@ -99,7 +120,13 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
         if duplicate {
             return Err(Error::invalid(
                 "ERR_PRIVSEP_ENV_DUPLICATE",
-                format!("{} names fd {} or {} {} twice", FILES, entry.fd, entry.passed.kind(), entry.passed.value()),
+                format!(
+                    "{} names fd {} or {} {} twice",
+                    FILES,
+                    entry.fd,
+                    entry.passed.kind(),
+                    entry.passed.value()
+                ),
             ));
         }
     }
@@ -123,7 +150,10 @@ fn parse_entry(item: &str) -> Result<Entry> {
     let (kind, value) = rest.split_once(':').ok_or_else(bad)?;
     let fd: i32 = number(FILES, fd)?;
     if fd < 3 {
-        return Err(malformed(format!("{} names fd {}: passed descriptors start at 3", FILES, fd)));
+        return Err(malformed(format!(
+            "{} names fd {}: passed descriptors start at 3",
+            FILES, fd
+        )));
     }
     let value = percent_decode(value).ok_or_else(bad)?;
     let passed = Passed::parse(kind, &value).map_err(|e| malformed(format!("{} entry {:?}: {}", FILES, item, e)))?;
@@ -176,7 +206,10 @@ mod tests {
     use super::*;
 
     fn entry(fd: i32, kind: &str, value: &str) -> Entry {
-        Entry { fd, passed: Passed::parse(kind, value).unwrap() }
+        Entry {
+            fd,
+            passed: Passed::parse(kind, value).unwrap(),
+        }
     }
 
     #[test]
@@ -204,13 +237,34 @@ mod tests {
     fn malformed_variables_are_refused_with_codes() {
         assert_eq!(code(Some("9"), None, Some("")), "ERR_PRIVSEP_ENV_MALFORMED");
         assert_eq!(code(Some("x"), Some("0"), Some("")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("1"), Some("a=tcp:%3A25")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("2"), Some("3=tcp:%3A25")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("1"), Some("2=tcp:%3A25")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("1"), Some("3=sctp:%3A25")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("1"), Some("3=file:%zz")), "ERR_PRIVSEP_ENV_MALFORMED");
-        assert_eq!(code(Some("9"), Some("2"), Some("3=tcp:%3A25,3=file:/k")), "ERR_PRIVSEP_ENV_DUPLICATE");
-        assert_eq!(code(Some("9"), Some("2"), Some("3=tcp:%3A25,4=tcp:%5B%3A%3A%5D%3A25")), "ERR_PRIVSEP_ENV_DUPLICATE");
+        assert_eq!(
+            code(Some("9"), Some("1"), Some("a=tcp:%3A25")),
+            "ERR_PRIVSEP_ENV_MALFORMED"
+        );
+        assert_eq!(
+            code(Some("9"), Some("2"), Some("3=tcp:%3A25")),
+            "ERR_PRIVSEP_ENV_MALFORMED"
+        );
+        assert_eq!(
+            code(Some("9"), Some("1"), Some("2=tcp:%3A25")),
+            "ERR_PRIVSEP_ENV_MALFORMED"
+        );
+        assert_eq!(
+            code(Some("9"), Some("1"), Some("3=sctp:%3A25")),
+            "ERR_PRIVSEP_ENV_MALFORMED"
+        );
+        assert_eq!(
+            code(Some("9"), Some("1"), Some("3=file:%zz")),
+            "ERR_PRIVSEP_ENV_MALFORMED"
+        );
+        assert_eq!(
+            code(Some("9"), Some("2"), Some("3=tcp:%3A25,3=file:/k")),
+            "ERR_PRIVSEP_ENV_DUPLICATE"
+        );
+        assert_eq!(
+            code(Some("9"), Some("2"), Some("3=tcp:%3A25,4=tcp:%5B%3A%3A%5D%3A25")),
+            "ERR_PRIVSEP_ENV_DUPLICATE"
+        );
         assert_eq!(code(Some("8"), Some("0"), Some("")), "ERR_PRIVSEP_PARENT_MISMATCH");
     }
 

@@ -31,7 +31,10 @@ impl Network {
             _ => {
                 return Err(Error::invalid(
                     "ERR_PRIVSEP_INVALID_ARGUMENT",
-                    format!("unknown network {:?}: use tcp, tcp4, tcp6, udp, udp4, udp6 or unix", name),
+                    format!(
+                        "unknown network {:?}: use tcp, tcp4, tcp6, udp, udp4, udp6 or unix",
+                        name
+                    ),
                 ))
             }
         })
@@ -101,14 +104,19 @@ impl Endpoint {
             if address.is_empty() || address.len() > MAX_PATH || address.contains('\0') {
                 return Err(bad("a unix socket path must be 1 to 103 bytes with no NUL"));
             }
-            return Ok(Endpoint { network, address: Address::Path(address.to_string()) });
+            return Ok(Endpoint {
+                network,
+                address: Address::Path(address.to_string()),
+            });
         }
         let ip = if let Some(port) = address.strip_prefix(':') {
             let any = match network {
                 Network::Tcp4 | Network::Udp4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
                 _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
             };
-            let port = port.parse::<u16>().map_err(|_| bad("the port must be a number from 0 to 65535"))?;
+            let port = port
+                .parse::<u16>()
+                .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
             SocketAddr::new(any, port)
         } else {
             address
@@ -123,7 +131,10 @@ impl Endpoint {
         if !family_ok {
             return Err(bad("the address family does not match the network"));
         }
-        Ok(Endpoint { network, address: Address::Ip(ip) })
+        Ok(Endpoint {
+            network,
+            address: Address::Ip(ip),
+        })
     }
 
     /// `IPV6_V6ONLY` as the network implies: on for tcp6/udp6, off (dual stack) for tcp/udp.
@@ -148,8 +159,13 @@ impl fmt::Display for Endpoint {
 /// Creates, binds and (for streams) listens; returns the descriptor, close-on-exec, which the
 /// caller now owns.
 pub fn listen(endpoint: &Endpoint, backlog: i32) -> Result<i32> {
-    sys::listen_socket(&endpoint.address, endpoint.network.is_stream(), endpoint.v6only(), backlog)
-        .map_err(|e| e.about(format!("{} {}", endpoint.network.name(), endpoint)))
+    sys::listen_socket(
+        &endpoint.address,
+        endpoint.network.is_stream(),
+        endpoint.v6only(),
+        backlog,
+    )
+    .map_err(|e| e.about(format!("{} {}", endpoint.network.name(), endpoint)))
 }
 
 /// Checks that inherited `fd` is the socket `endpoint` declares: a socket, of its type,
@@ -162,10 +178,17 @@ pub fn validate(fd: i32, endpoint: &Endpoint) -> Result<()> {
         FdKind::Socket => {}
         _ => return Err(refuse("ERR_PRIVSEP_NOT_SOCKET", "is not a socket".into())),
     }
-    let wanted = if endpoint.network.is_stream() { SocketType::Stream } else { SocketType::Datagram };
+    let wanted = if endpoint.network.is_stream() {
+        SocketType::Stream
+    } else {
+        SocketType::Datagram
+    };
     let actual = sys::socket_type(fd).map_err(|e| e.about(what.clone()))?;
     if actual != wanted {
-        return Err(refuse("ERR_PRIVSEP_SOCKET_TYPE", format!("is a {:?} socket, not {:?}", actual, wanted)));
+        return Err(refuse(
+            "ERR_PRIVSEP_SOCKET_TYPE",
+            format!("is a {:?} socket, not {:?}", actual, wanted),
+        ));
     }
     if wanted == SocketType::Stream && !sys::is_listening(fd).map_err(|e| e.about(what.clone()))? {
         return Err(refuse("ERR_PRIVSEP_NOT_LISTENING", "is not listening".into()));
@@ -177,7 +200,10 @@ pub fn validate(fd: i32, endpoint: &Endpoint) -> Result<()> {
         _ => false,
     };
     if !same_family {
-        return Err(refuse("ERR_PRIVSEP_SOCKET_FAMILY", format!("has another address family ({:?})", bound)));
+        return Err(refuse(
+            "ERR_PRIVSEP_SOCKET_FAMILY",
+            format!("has another address family ({:?})", bound),
+        ));
     }
     let same_address = match (&bound, &endpoint.address) {
         (Some(Address::Ip(a)), Address::Ip(b)) => a.ip() == b.ip() && (b.port() == 0 || a.port() == b.port()),
@@ -200,7 +226,10 @@ pub fn validate_file(fd: i32, path: &str) -> Result<()> {
     let what = format!("fd {} (declared file {:?})", fd, path);
     match sys::fd_kind(fd).map_err(|e| e.about(what.clone()))? {
         FdKind::Regular => sys::set_cloexec(fd).map_err(|e| e.about(what)),
-        _ => Err(Error::invalid("ERR_PRIVSEP_NOT_FILE", format!("{}: is not a regular file", what))),
+        _ => Err(Error::invalid(
+            "ERR_PRIVSEP_NOT_FILE",
+            format!("{}: is not a regular file", what),
+        )),
     }
 }
 

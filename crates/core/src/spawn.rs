@@ -38,7 +38,10 @@ pub struct Command {
 
 fn c_string(what: &str, text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| {
-        Error::invalid("ERR_PRIVSEP_INVALID_ARGUMENT", format!("{} {:?} contains a NUL byte", what, text))
+        Error::invalid(
+            "ERR_PRIVSEP_INVALID_ARGUMENT",
+            format!("{} {:?} contains a NUL byte", what, text),
+        )
     })
 }
 
@@ -71,9 +74,16 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
 pub fn spawn(command: &Command) -> Result<u32> {
     let ids = resolve(&command.user, command.group.as_deref())?;
     let program = c_string("program", &command.program)?;
-    let argv = command.argv.iter().map(|a| c_string("argument", a)).collect::<Result<Vec<_>>>()?;
+    let argv = command
+        .argv
+        .iter()
+        .map(|a| c_string("argument", a))
+        .collect::<Result<Vec<_>>>()?;
     let in_child: Vec<Entry> = (0..command.passed.len())
-        .map(|i| Entry { fd: 3 + i as i32, passed: command.passed[i].passed.clone() })
+        .map(|i| Entry {
+            fd: 3 + i as i32,
+            passed: command.passed[i].passed.clone(),
+        })
         .collect();
     let protocol_vars = protocol::encode(std::process::id(), &in_child);
     let mut env = Vec::new();

@@ -37,7 +37,10 @@ fn validation_sets_close_on_exec() {
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     socket::validate(fd, &endpoint("tcp4", "127.0.0.1:0")).unwrap();
     // SAFETY: as above.
-    assert_eq!(unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
+    assert_eq!(
+        unsafe { libc::fcntl(fd, libc::F_GETFD) } & libc::FD_CLOEXEC,
+        libc::FD_CLOEXEC
+    );
 }
 
 #[test]
@@ -47,7 +50,10 @@ fn a_port_must_match_unless_declared_zero() {
     let fd = listener.as_raw_fd();
     socket::validate(fd, &endpoint("tcp4", &format!("127.0.0.1:{}", port))).unwrap();
     let other = if port == 65535 { 1 } else { port + 1 };
-    assert_eq!(code(fd, "tcp4", &format!("127.0.0.1:{}", other)), "ERR_PRIVSEP_SOCKET_ADDRESS");
+    assert_eq!(
+        code(fd, "tcp4", &format!("127.0.0.1:{}", other)),
+        "ERR_PRIVSEP_SOCKET_ADDRESS"
+    );
     assert_eq!(code(fd, "tcp4", "127.0.0.2:0"), "ERR_PRIVSEP_SOCKET_ADDRESS");
 }
 
@@ -56,10 +62,19 @@ fn wrong_type_family_or_state_is_refused() {
     let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
     assert_eq!(code(udp.as_raw_fd(), "tcp4", "127.0.0.1:0"), "ERR_PRIVSEP_SOCKET_TYPE");
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    assert_eq!(code(listener.as_raw_fd(), "tcp6", "[::1]:0"), "ERR_PRIVSEP_SOCKET_FAMILY");
-    assert_eq!(code(listener.as_raw_fd(), "unix", "/tmp/x.sock"), "ERR_PRIVSEP_SOCKET_FAMILY");
+    assert_eq!(
+        code(listener.as_raw_fd(), "tcp6", "[::1]:0"),
+        "ERR_PRIVSEP_SOCKET_FAMILY"
+    );
+    assert_eq!(
+        code(listener.as_raw_fd(), "unix", "/tmp/x.sock"),
+        "ERR_PRIVSEP_SOCKET_FAMILY"
+    );
     let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
-    assert_eq!(code(client.as_raw_fd(), "tcp4", "127.0.0.1:0"), "ERR_PRIVSEP_NOT_LISTENING");
+    assert_eq!(
+        code(client.as_raw_fd(), "tcp4", "127.0.0.1:0"),
+        "ERR_PRIVSEP_NOT_LISTENING"
+    );
 }
 
 #[test]
@@ -74,7 +89,10 @@ fn files_and_closed_descriptors_are_refused() {
         other => panic!("expected EBADF, got {:?}", other),
     }
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    assert_eq!(socket::validate_file(listener.as_raw_fd(), "/k").unwrap_err().code(), "ERR_PRIVSEP_NOT_FILE");
+    assert_eq!(
+        socket::validate_file(listener.as_raw_fd(), "/k").unwrap_err().code(),
+        "ERR_PRIVSEP_NOT_FILE"
+    );
 }
 
 #[test]
@@ -95,7 +113,19 @@ fn addresses_parse_to_one_canonical_form() {
     assert_eq!(endpoint("tcp", ":25").to_string(), "[::]:25");
     assert_eq!(endpoint("tcp4", ":25").to_string(), "0.0.0.0:25");
     assert_eq!(endpoint("udp", "[::0]:53").to_string(), "[::]:53");
-    for (network, address) in [("tcp", "example.org:25"), ("tcp", "1.2.3.4"), ("udp6", "1.2.3.4:5"), ("unix", ""), ("sctp", ":1")] {
-        assert_eq!(Endpoint::parse(network, address).unwrap_err().code(), "ERR_PRIVSEP_INVALID_ARGUMENT", "{} {}", network, address);
+    for (network, address) in [
+        ("tcp", "example.org:25"),
+        ("tcp", "1.2.3.4"),
+        ("udp6", "1.2.3.4:5"),
+        ("unix", ""),
+        ("sctp", ":1"),
+    ] {
+        assert_eq!(
+            Endpoint::parse(network, address).unwrap_err().code(),
+            "ERR_PRIVSEP_INVALID_ARGUMENT",
+            "{} {}",
+            network,
+            address
+        );
     }
 }

@@ -20,23 +20,47 @@ fn shell(script: &str) -> Command {
 
 #[test]
 fn the_child_runs_as_the_user_with_its_exit_code() {
-    let pid = spawn::spawn(&shell("[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3")).unwrap();
-    assert_eq!(spawn::wait(pid).unwrap(), ExitStatus { code: Some(3), signal: None });
+    let pid = spawn::spawn(&shell(
+        "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3",
+    ))
+    .unwrap();
+    assert_eq!(
+        spawn::wait(pid).unwrap(),
+        ExitStatus {
+            code: Some(3),
+            signal: None
+        }
+    );
 }
 
 #[test]
 fn passed_descriptors_arrive_at_3_with_the_protocol_variables() {
     let file = std::fs::File::open("/etc/hostname").unwrap();
     let mut command = shell("[ \"$PRIVSEP_FDS\" = 1 ] && [ \"$PRIVSEP_FILES\" = 3=file:/etc/hostname ] && [ \"$PRIVSEP_PID\" = $PPID ] && read line <&3 && [ \"$line\" = \"$(cat /etc/hostname)\" ] && ! [ -e /proc/self/fd/4 ]");
-    command.passed = vec![Entry { fd: file.as_raw_fd(), passed: Passed::File("/etc/hostname".into()) }];
+    command.passed = vec![Entry {
+        fd: file.as_raw_fd(),
+        passed: Passed::File("/etc/hostname".into()),
+    }];
     let pid = spawn::spawn(&command).unwrap();
-    assert_eq!(spawn::wait(pid).unwrap(), ExitStatus { code: Some(0), signal: None });
+    assert_eq!(
+        spawn::wait(pid).unwrap(),
+        ExitStatus {
+            code: Some(0),
+            signal: None
+        }
+    );
 }
 
 #[test]
 fn a_signal_death_is_reported_as_such() {
     let pid = spawn::spawn(&shell("kill -KILL $$")).unwrap();
-    assert_eq!(spawn::wait(pid).unwrap(), ExitStatus { code: None, signal: Some(libc::SIGKILL) });
+    assert_eq!(
+        spawn::wait(pid).unwrap(),
+        ExitStatus {
+            code: None,
+            signal: Some(libc::SIGKILL)
+        }
+    );
 }
 
 #[test]
@@ -44,7 +68,11 @@ fn exec_failure_comes_back_as_an_error_with_its_errno() {
     let mut command = shell("");
     command.program = "/nonexistent/program".into();
     match spawn::spawn(&command).unwrap_err() {
-        Error::Os { syscall, errno, context } => {
+        Error::Os {
+            syscall,
+            errno,
+            context,
+        } => {
             assert_eq!((syscall, errno), ("execve", libc::ENOENT));
             assert!(context.contains("/nonexistent/program"), "{}", context);
         }
@@ -58,13 +86,19 @@ fn users_groups_and_strings_are_checked_before_forking() {
     command.user = "no-such-user-here".into();
     assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_UNKNOWN_USER");
     command.user = "root".into();
-    assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_INVALID_ARGUMENT");
+    assert_eq!(
+        spawn::spawn(&command).unwrap_err().code(),
+        "ERR_PRIVSEP_INVALID_ARGUMENT"
+    );
     command.user = "nobody".into();
     command.group = Some("no-such-group-here".into());
     assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_UNKNOWN_GROUP");
     command.group = None;
     command.argv.push("nul\0byte".into());
-    assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_INVALID_ARGUMENT");
+    assert_eq!(
+        spawn::spawn(&command).unwrap_err().code(),
+        "ERR_PRIVSEP_INVALID_ARGUMENT"
+    );
 }
 
 #[test]
@@ -72,5 +106,11 @@ fn a_named_group_replaces_the_primary_group() {
     let mut command = shell("[ $(id -g) = 0 ] || exit 9");
     command.group = Some("root".into());
     let pid = spawn::spawn(&command).unwrap();
-    assert_eq!(spawn::wait(pid).unwrap(), ExitStatus { code: Some(0), signal: None });
+    assert_eq!(
+        spawn::wait(pid).unwrap(),
+        ExitStatus {
+            code: Some(0),
+            signal: None
+        }
+    );
 }

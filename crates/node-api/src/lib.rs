@@ -47,8 +47,7 @@ pub type napi_deferred = *mut napi_deferred__;
 pub type napi_async_work = *mut napi_async_work__;
 pub type napi_callback = Option<unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value>;
 pub type napi_async_execute_callback = Option<unsafe extern "C" fn(napi_env, *mut c_void)>;
-pub type napi_async_complete_callback =
-    Option<unsafe extern "C" fn(napi_env, napi_status, *mut c_void)>;
+pub type napi_async_complete_callback = Option<unsafe extern "C" fn(napi_env, napi_status, *mut c_void)>;
 
 /// Declares each function once; the platform decides how it is bound.
 macro_rules! node_api {

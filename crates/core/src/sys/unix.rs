@@ -30,7 +30,10 @@ pub fn set_cloexec(fd: RawFd) -> SysResult<()> {
     // SAFETY: fcntl on any integer is sound; a bad fd is reported as EBADF.
     let flags = cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_GETFD) })?;
     // SAFETY: as above.
-    cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) }).map(drop)
+    cvt("fcntl", unsafe {
+        libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC)
+    })
+    .map(drop)
 }
 
 pub fn close(fd: RawFd) -> SysResult<()> {
@@ -96,20 +99,34 @@ fn from_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Opti
             // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
             let sin = unsafe { &*(storage as *const _ as *const libc::sockaddr_in) };
             let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
-            Some(Address::Ip(SocketAddr::V4(SocketAddrV4::new(ip, u16::from_be(sin.sin_port)))))
+            Some(Address::Ip(SocketAddr::V4(SocketAddrV4::new(
+                ip,
+                u16::from_be(sin.sin_port),
+            ))))
         }
         libc::AF_INET6 => {
             // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
             let sin6 = unsafe { &*(storage as *const _ as *const libc::sockaddr_in6) };
             let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
             let port = u16::from_be(sin6.sin6_port);
-            Some(Address::Ip(SocketAddr::V6(SocketAddrV6::new(ip, port, sin6.sin6_flowinfo, sin6.sin6_scope_id))))
+            Some(Address::Ip(SocketAddr::V6(SocketAddrV6::new(
+                ip,
+                port,
+                sin6.sin6_flowinfo,
+                sin6.sin6_scope_id,
+            ))))
         }
         libc::AF_UNIX => {
             // SAFETY: the kernel wrote a sockaddr_un for AF_UNIX.
             let sun = unsafe { &*(storage as *const _ as *const libc::sockaddr_un) };
-            let max = (len as usize).saturating_sub(mem::size_of::<libc::sa_family_t>()).min(sun.sun_path.len());
-            let bytes: Vec<u8> = sun.sun_path[..max].iter().map(|&c| c as u8).take_while(|&b| b != 0).collect();
+            let max = (len as usize)
+                .saturating_sub(mem::size_of::<libc::sa_family_t>())
+                .min(sun.sun_path.len());
+            let bytes: Vec<u8> = sun.sun_path[..max]
+                .iter()
+                .map(|&c| c as u8)
+                .take_while(|&b| b != 0)
+                .collect();
             Some(Address::Path(String::from_utf8_lossy(&bytes).into_owned()))
         }
         _ => None,
@@ -119,14 +136,19 @@ fn from_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Opti
 fn set_int_option(fd: RawFd, level: c_int, name: c_int, value: c_int) -> SysResult<()> {
     let size = mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `value` outlives the call and `size` is its size.
-    cvt("setsockopt", unsafe { libc::setsockopt(fd, level, name, &value as *const c_int as *const _, size) }).map(drop)
+    cvt("setsockopt", unsafe {
+        libc::setsockopt(fd, level, name, &value as *const c_int as *const _, size)
+    })
+    .map(drop)
 }
 
 fn get_int_option(fd: RawFd, level: c_int, name: c_int) -> SysResult<c_int> {
     let mut value: c_int = 0;
     let mut size = mem::size_of::<c_int>() as libc::socklen_t;
     // SAFETY: `value` and `size` are valid for writes of the sizes given.
-    cvt("getsockopt", unsafe { libc::getsockopt(fd, level, name, &mut value as *mut c_int as *mut _, &mut size) })?;
+    cvt("getsockopt", unsafe {
+        libc::getsockopt(fd, level, name, &mut value as *mut c_int as *mut _, &mut size)
+    })?;
     Ok(value)
 }
 
@@ -162,7 +184,9 @@ pub fn listen_socket(address: &Address, stream: bool, v6only: Option<bool>, back
     }
     let (storage, len) = to_sockaddr(address)?;
     // SAFETY: `storage` holds a sockaddr of length `len`.
-    cvt("bind", unsafe { libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len) })?;
+    cvt("bind", unsafe {
+        libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len)
+    })?;
     if stream {
         // SAFETY: listen(2) on a socket we own.
         cvt("listen", unsafe { libc::listen(fd, backlog) })?;
@@ -199,14 +223,19 @@ pub fn local_address(fd: RawFd) -> SysResult<Option<Address>> {
     let mut storage: libc::sockaddr_storage = unsafe { mem::zeroed() };
     let mut len = mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: `storage` is valid for `len` bytes of writes.
-    cvt("getsockname", unsafe { libc::getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len) })?;
+    cvt("getsockname", unsafe {
+        libc::getsockname(fd, &mut storage as *mut _ as *mut libc::sockaddr, &mut len)
+    })?;
     Ok(from_sockaddr(&storage, len))
 }
 
 // ---- users ----------------------------------------------------------------------------
 
 /// Runs a `get*_r` lookup with a growing buffer; `None` when there is no such entry.
-fn lookup_r<T>(syscall: &'static str, mut call: impl FnMut(&mut Vec<c_char>) -> (c_int, Option<T>)) -> SysResult<Option<T>> {
+fn lookup_r<T>(
+    syscall: &'static str,
+    mut call: impl FnMut(&mut Vec<c_char>) -> (c_int, Option<T>),
+) -> SysResult<Option<T>> {
     let mut buf: Vec<c_char> = vec![0; 4096];
     loop {
         match call(&mut buf) {
@@ -225,7 +254,14 @@ pub fn user_by_name(name: &CStr) -> SysResult<Option<(u32, u32)>> {
         let mut found: *mut libc::passwd = ptr::null_mut();
         // SAFETY: every pointer is valid for the sizes given.
         let ret = unsafe { libc::getpwnam_r(name.as_ptr(), &mut pw, buf.as_mut_ptr(), buf.len(), &mut found) };
-        (ret, if found.is_null() { None } else { Some((pw.pw_uid, pw.pw_gid)) })
+        (
+            ret,
+            if found.is_null() {
+                None
+            } else {
+                Some((pw.pw_uid, pw.pw_gid))
+            },
+        )
     })
 }
 
@@ -262,8 +298,18 @@ pub fn group_list(name: &CStr, gid: u32) -> SysResult<Vec<u32>> {
 // ---- spawning -------------------------------------------------------------------------
 
 /// Where the child failed before exec; its index crosses the report pipe.
-const STAGES: [&str; 10] =
-    ["sigprocmask", "fcntl", "dup2", "close_range", "setgroups", "setgid", "setuid", "verify", "prctl", "execve"];
+const STAGES: [&str; 10] = [
+    "sigprocmask",
+    "fcntl",
+    "dup2",
+    "close_range",
+    "setgroups",
+    "setgid",
+    "setuid",
+    "verify",
+    "prctl",
+    "execve",
+];
 const VERIFY: usize = 7;
 
 #[cfg(target_os = "linux")]
@@ -274,7 +320,14 @@ const NSIG: c_int = 32;
 /// Forks; the child moves `fds` to 3.., drops to `ids`, checks the drop, and execs. A
 /// failure before exec comes back through a close-on-exec pipe as (stage, errno), the way the
 /// Rust standard library reports it; the failed child is reaped.
-pub fn spawn_as(program: &CStr, argv: &[CString], env: &[CString], fds: &[RawFd], ids: &Ids, umask: Option<u32>) -> SysResult<u32> {
+pub fn spawn_as(
+    program: &CStr,
+    argv: &[CString],
+    env: &[CString],
+    fds: &[RawFd],
+    ids: &Ids,
+    umask: Option<u32>,
+) -> SysResult<u32> {
     // Everything the child touches is prepared here: after fork it may not allocate.
     let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
     let envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).chain(Some(ptr::null())).collect();
@@ -291,8 +344,19 @@ pub fn spawn_as(program: &CStr, argv: &[CString], env: &[CString], fds: &[RawFd]
     // async-signal-safe, then exec or _exit.
     let pid = cvt("fork", unsafe { libc::fork() })?;
     if pid == 0 {
-        let child = Child { program, argv: &argv, envp: &envp, fds, moved: &mut moved, ids, groups: &groups,
-            seen_groups: &mut seen_groups, umask, open_max, parent };
+        let child = Child {
+            program,
+            argv: &argv,
+            envp: &envp,
+            fds,
+            moved: &mut moved,
+            ids,
+            groups: &groups,
+            seen_groups: &mut seen_groups,
+            umask,
+            open_max,
+            parent,
+        };
         let mut report_fd = writer.as_raw_fd();
         // SAFETY: we are the only thread of the new process and touch only prepared memory.
         let (stage, errno) = unsafe { child.run(&mut report_fd) };
@@ -310,7 +374,13 @@ pub fn spawn_as(program: &CStr, argv: &[CString], env: &[CString], fds: &[RawFd]
     let mut got = 0;
     while got < report.len() {
         // SAFETY: reading into the rest of `report`.
-        let n = unsafe { libc::read(reader.as_raw_fd(), report[got..].as_mut_ptr().cast(), report.len() - got) };
+        let n = unsafe {
+            libc::read(
+                reader.as_raw_fd(),
+                report[got..].as_mut_ptr().cast(),
+                report.len() - got,
+            )
+        };
         match n {
             0 => break,
             n if n > 0 => got += n as usize,
@@ -324,7 +394,10 @@ pub fn spawn_as(program: &CStr, argv: &[CString], env: &[CString], fds: &[RawFd]
     wait(pid as u32)?;
     let stage = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]) as usize;
     let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
-    Err(SysError::new(STAGES.get(stage).copied().unwrap_or("spawn"), io::Error::from_raw_os_error(errno)))
+    Err(SysError::new(
+        STAGES.get(stage).copied().unwrap_or("spawn"),
+        io::Error::from_raw_os_error(errno),
+    ))
 }
 
 /// True when a spawn failed at the post-drop check: root could still be regained.
@@ -429,7 +502,10 @@ impl<'a> Child<'a> {
         {
             // After the drop: changing credentials clears the parent-death signal. The parent
             // may have died before it was set, hence the getppid check.
-            step!(8, libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0));
+            step!(
+                8,
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
+            );
             if libc::getppid() != self.parent {
                 return (8, libc::ESRCH);
             }
@@ -451,7 +527,10 @@ impl<'a> Child<'a> {
             return false;
         }
         let n = libc::getgroups(self.seen_groups.len() as c_int, self.seen_groups.as_mut_ptr());
-        if n < 0 || n as usize != self.groups.len() || !self.groups.iter().all(|g| self.seen_groups[..n as usize].contains(g)) {
+        if n < 0
+            || n as usize != self.groups.len()
+            || !self.groups.iter().all(|g| self.seen_groups[..n as usize].contains(g))
+        {
             return false;
         }
         uid == 0 || (libc::setuid(0) == -1 && libc::seteuid(0) == -1 && (gid == 0 || libc::setgid(0) == -1))
@@ -466,7 +545,13 @@ unsafe fn mark_cloexec_from(first: c_int, open_max: c_int) -> bool {
     #[cfg(target_os = "linux")]
     {
         // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11); older kernels take the loop.
-        if libc::syscall(libc::SYS_close_range, first as libc::c_uint, libc::c_uint::MAX, libc::CLOSE_RANGE_CLOEXEC) == 0 {
+        if libc::syscall(
+            libc::SYS_close_range,
+            first as libc::c_uint,
+            libc::c_uint::MAX,
+            libc::CLOSE_RANGE_CLOEXEC,
+        ) == 0
+        {
             return true;
         }
     }
@@ -524,9 +609,15 @@ pub fn wait(pid: u32) -> SysResult<ExitStatus> {
         }
     }
     if libc::WIFSIGNALED(status) {
-        Ok(ExitStatus { code: None, signal: Some(libc::WTERMSIG(status)) })
+        Ok(ExitStatus {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        })
     } else {
-        Ok(ExitStatus { code: Some(libc::WEXITSTATUS(status)), signal: None })
+        Ok(ExitStatus {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        })
     }
 }
 

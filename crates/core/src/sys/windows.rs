@@ -9,7 +9,10 @@ use std::ffi::{CStr, CString};
 use std::io;
 
 fn unsupported<T>(syscall: &'static str) -> SysResult<T> {
-    Err(SysError::new(syscall, io::Error::new(io::ErrorKind::Unsupported, "not on Windows")))
+    Err(SysError::new(
+        syscall,
+        io::Error::new(io::ErrorKind::Unsupported, "not on Windows"),
+    ))
 }
 
 pub fn set_cloexec(_fd: i32) -> SysResult<()> {
@@ -52,7 +55,14 @@ pub fn group_list(_name: &CStr, _gid: u32) -> SysResult<Vec<u32>> {
     unsupported("getgrouplist")
 }
 
-pub fn spawn_as(_program: &CStr, _argv: &[CString], _env: &[CString], _fds: &[i32], _ids: &Ids, _umask: Option<u32>) -> SysResult<u32> {
+pub fn spawn_as(
+    _program: &CStr,
+    _argv: &[CString],
+    _env: &[CString],
+    _fds: &[i32],
+    _ids: &Ids,
+    _umask: Option<u32>,
+) -> SysResult<u32> {
     unsupported("fork")
 }
 
