@@ -1,6 +1,7 @@
 // Every way the core flow can be misused or fed bad input ends in an Error with its own
 // stable code, a message naming what was involved, and no crash.
 import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -67,6 +68,13 @@ describe('in the root parent', () => {
     } finally {
       server.close()
     }
+  })
+
+  test('a key path that is not a regular file: ERR_PRIVSEP_NOT_FILE, a FIFO does not block', () => {
+    throwsCode(() => parent.openPrivileged('/dev/null'), 'ERR_PRIVSEP_NOT_FILE', /\/dev\/null/)
+    const fifo = path.join(dir, 'fifo')
+    execFileSync('mkfifo', [fifo])
+    throwsCode(() => parent.openPrivileged(fifo), 'ERR_PRIVSEP_NOT_FILE', /fifo/)
   })
 
   test('a missing key file: ENOENT naming the path', () => {

@@ -16,7 +16,7 @@ export const listen = privsep.listen.bind(privsep)
 export const openPrivileged = privsep.openPrivileged.bind(privsep)
 export const restorePassedFiles = privsep.restorePassedFiles.bind(privsep)
 export const cleanupPassedFiles = privsep.cleanupPassedFiles.bind(privsep)
-export const forkExecUnprivileged: Privsep['forkExecUnprivileged'] = privsep.forkExecUnprivileged.bind(privsep)
+export const forkExecUnprivileged = privsep.forkExecUnprivileged.bind(privsep)
 
 /** Turns filesImmediate on or off for this process (see `Privsep#filesImmediate`). */
 export function setFilesImmediate (on: boolean): void {

@@ -13,6 +13,20 @@ function isRoot (): boolean {
   return process.platform !== 'win32' && process.getuid?.() === 0
 }
 
+/**
+ * Opens `path` read-only (close-on-exec, as Node opens every file) and refuses anything but a
+ * regular file: a FIFO or device must not block or leak. O_NONBLOCK keeps a FIFO's open from
+ * hanging; it changes nothing for a regular file.
+ */
+function openRegularFile (path: string): number {
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+  if (!fs.fstatSync(fd).isFile()) {
+    fs.closeSync(fd)
+    throw new PrivsepError('ERR_PRIVSEP_NOT_FILE', `openPrivileged(${path}): not a regular file`)
+  }
+  return fd
+}
+
 /** What the child got from its parent: sockets by `network address`, files by path. */
 interface Passed {
   sockets: Map<string, number>
@@ -87,10 +101,10 @@ export class Privsep {
     }
     const mode = this.#mode(`openPrivileged(${path})`)
     if (mode === 'child') return this.#claimFile(path)
-    const fd = fs.openSync(path, 'r')
+    const fd = openRegularFile(path)
     if (mode === 'immediate') return fd
     try {
-      this.#kept.push([fs.openSync(path, 'r'), 'file', path])
+      this.#kept.push([openRegularFile(path), 'file', path])
     } catch (err) {
       fs.closeSync(fd)
       throw err
@@ -136,10 +150,9 @@ export class Privsep {
   /**
    * In the root parent: starts this same program as `options.user` with everything listened
    * and opened so far, closes its own copies, forwards signals, waits, and ends the way the
-   * child ended. With `exit: false` it resolves with how the child ended instead.
+   * child ended: the promise never resolves. With `exit: false` it resolves with how the
+   * child ended instead; with filesImmediate, at once with `inProcess: true`.
    */
-  forkExecUnprivileged (options: ForkExecOptions & { exit: false }): Promise<ChildExit>
-  forkExecUnprivileged (options: ForkExecOptions): Promise<never>
   async forkExecUnprivileged (options: ForkExecOptions): Promise<ChildExit> {
     if (typeof options?.user !== 'string' || options.user === '') {
       throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', 'forkExecUnprivileged needs options.user, the user to run as')
