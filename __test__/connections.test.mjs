@@ -138,7 +138,7 @@ test('the gauge matches the open connections per label pair during churn', async
   }
   const clients = []
   let seed = 7
-  const random = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n }
+  const random = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed >>> 16) % n }
   let checks = 0
   for (let round = 0; round < 40; round++) {
     for (let i = 0; i < 10; i++) {

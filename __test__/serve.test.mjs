@@ -1,0 +1,210 @@
+// serve(): HTTP keep-alive clients racing a real SIGTERM, HTTPS idle connections, HTTP/2
+// GOAWAY, and serve's own errors. Real sockets throughout.
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import fs from 'node:fs'
+import http2 from 'node:http2'
+import https from 'node:https'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import { Writable } from 'node:stream'
+import { after, test } from 'node:test'
+import pino from 'pino'
+import { Lifecycle, Privsep } from 'privsep'
+import { start } from './helpers.mjs'
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-serve-'))
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+  '-keyout', path.join(dir, 'key.pem'), '-out', path.join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=localhost'], { stdio: 'ignore' })
+const secure = { key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * A keep-alive HTTP/1.1 client on one connection that keeps sending (sometimes two
+ * pipelined requests) until the server closes it. Resolves with what it sent and got.
+ */
+function keepAliveClient (port, host, name, random) {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, host)
+    const sent = []
+    const responses = []
+    let buffer = ''
+    let seq = 0
+    let expecting = 0
+    const send = () => {
+      const n = random(4) === 0 ? 2 : 1
+      for (let i = 0; i < n; i++) {
+        const id = `${name}-${seq++}`
+        const early = random(2)
+        sent.push(id)
+        socket.write(`GET /?id=${id}&delay=${5 + random(40)}&early=${early} HTTP/1.1\r\nHost: x\r\n\r\n`)
+        expecting++
+      }
+    }
+    socket.on('connect', send)
+    socket.on('data', (chunk) => {
+      buffer += chunk
+      for (;;) {
+        const head = buffer.indexOf('\r\n\r\n')
+        if (head < 0) return
+        const headers = buffer.slice(0, head)
+        const status = Number(/^HTTP\/1\.1 (\d+)/.exec(headers)[1])
+        const closes = /\r\nconnection: close/i.test(headers)
+        let body, rest
+        if (/\r\ntransfer-encoding: chunked/i.test(headers)) {
+          // Only the server's own empty 503 is chunked here.
+          const end = buffer.indexOf('0\r\n\r\n', head + 4)
+          if (end < 0) return
+          body = ''
+          rest = buffer.slice(end + 5)
+        } else {
+          const length = Number(/\r\ncontent-length: (\d+)/i.exec(headers)?.[1] ?? 0)
+          if (buffer.length < head + 4 + length) return
+          body = buffer.slice(head + 4, head + 4 + length)
+          rest = buffer.slice(head + 4 + length)
+        }
+        responses.push({ id: sent[responses.length], status, body, closes })
+        buffer = rest
+        if (--expecting === 0 && !closes && status === 200) send()
+      }
+    })
+    socket.on('error', () => {})
+    socket.on('close', () => resolve({ sent, responses }))
+  })
+}
+
+test('HTTP keep-alive clients sending through a SIGTERM: nothing accepted after the stop, full responses before it', { timeout: 60_000 }, async () => {
+  const run = start('lifecycle-server.mjs', { graceMs: 1500, servers: [{ kind: 'http', protocol: 'http', name: 'web', host: '127.0.0.7' }] })
+  let ready
+  while ((ready = await run.next(20_000)).event !== 'ready');
+  let seed = 11
+  const random = (n) => { seed = (seed * 1103515245 + 12345) % 2147483648; return (seed >>> 16) % n }
+  const clients = Array.from({ length: 12 }, (_, i) => keepAliveClient(ready.ports[0], '127.0.0.7', `c${i}`, random))
+  await sleep(400)
+  run.child.kill('SIGTERM')
+  const results = await Promise.all(clients)
+  const { code } = await run.exited
+  assert.equal(code, 0, run.stderr)
+  await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
+
+  const handled = run.all.filter((l) => l.event === 'request')
+  assert.ok(handled.length >= 20, `only ${handled.length} requests were handled before the stop`)
+  assert.deepEqual(handled.filter((l) => l.aborted), [], 'no request reached the handler after shutdown aborted')
+  const handledIds = new Set(handled.map((l) => l.id))
+  const got = new Map(results.flatMap((r) => r.responses.map((res) => [res.id, res])))
+  for (const id of handledIds) {
+    const res = got.get(id)
+    assert.ok(res, `request ${id} was accepted but its response never arrived complete`)
+    assert.equal(res.status, 200)
+    assert.equal(res.body, `${id}\n`)
+  }
+  const refused = results.flatMap((r) => r.sent.filter((id) => !handledIds.has(id)))
+  for (const id of refused) {
+    const res = got.get(id)
+    if (res) assert.equal(res.status, 503, `request ${id} was not handled yet got ${res.status}`)
+  }
+  assert.ok(refused.length > 0, 'some request was sent after the stop (else this test proves nothing)')
+  assert.ok(results.flatMap((r) => r.responses).some((r) => r.status === 503), 'a kept-alive request after the stop got 503')
+})
+
+function quiet () {
+  return pino({ name: 'test' }, new Writable({ write (_c, _e, cb) { cb() } }))
+}
+
+function listener () {
+  const p = new Privsep()
+  p.filesImmediate = true
+  return p.listen('tcp', '127.0.0.1:0')
+}
+
+test('https: TLS connections are registered after the handshake; idle keep-alive ones close at the stop, busy ones finish', async () => {
+  const lc = new Lifecycle({ exit: false, graceMs: 10_000, registry: false, logger: quiet() })
+  let raw = 0
+  const server = https.createServer(secure, (req, res) => {
+    if (req.url === '/slow') setTimeout(() => res.end('slow'), 300)
+    else res.end('ok')
+  })
+  server.on('connection', () => raw++)
+  await lc.serve(server, listener(), { protocol: 'https', name: 'web' })
+  const port = server.address().port
+  const agent = new https.Agent({ keepAlive: true, rejectUnauthorized: false })
+  const get = (p, via = agent) => new Promise((resolve, reject) => {
+    https.get({ port, host: '127.0.0.1', path: p, agent: via }, (res) => {
+      let b = ''
+      res.on('data', (c) => { b += c }).on('end', () => resolve({ body: b, connection: res.headers.connection }))
+    }).on('error', reject)
+  })
+  assert.equal((await get('/')).body, 'ok')
+  assert.equal(raw, 1)
+  assert.deepEqual(lc.connections.counts(), [{ protocol: 'https', listener: 'web', count: 1 }])
+  const [idle] = Object.values(agent.freeSockets).flat()
+  const idleClosed = new Promise((resolve) => idle.on('close', () => resolve(lc.context.aborted)))
+  const other = new https.Agent({ keepAlive: true, rejectUnauthorized: false })
+  const slow = get('/slow', other)
+  while (lc.connections.size < 2) await sleep(5)
+  const result = lc.startShutdown('test')
+  assert.equal(await idleClosed, false, 'the idle connection closed at the stop, before context')
+  assert.deepEqual(await slow, { body: 'slow', connection: 'close' }, 'the busy one finished, told to close')
+  assert.equal((await result).remaining, 0)
+  agent.destroy()
+  other.destroy()
+})
+
+for (const variant of ['h2c', 'h2 over TLS']) {
+  test(`http2 (${variant}): the stop sends GOAWAY, the stream in flight completes, no new stream is served`, async () => {
+    const lc = new Lifecycle({ exit: false, graceMs: 10_000, registry: false, logger: quiet() })
+    const seen = []
+    const server = variant === 'h2c' ? http2.createServer() : http2.createSecureServer(secure)
+    server.on('stream', (stream, headers) => {
+      seen.push(headers[':path'])
+      stream.respond({ ':status': 200 })
+      setTimeout(() => stream.end(`done ${headers[':path']}`), 150)
+    })
+    await lc.serve(server, listener(), { protocol: 'h2', name: 'api' })
+    const scheme = variant === 'h2c' ? 'http' : 'https'
+    const session = http2.connect(`${scheme}://127.0.0.1:${server.address().port}`, { rejectUnauthorized: false })
+    session.on('error', () => {})
+    const goaway = new Promise((resolve) => session.on('goaway', resolve))
+    const request = (p) => new Promise((resolve) => {
+      let req
+      try {
+        req = session.request({ ':path': p })
+      } catch (err) {
+        resolve({ error: err.code, client: true })
+        return
+      }
+      let b = ''
+      req.on('data', (c) => { b += c })
+      req.on('end', () => resolve({ body: b }))
+      req.on('error', (err) => resolve({ error: err.code }))
+    })
+    const first = request('/first')
+    while (seen.length === 0) await sleep(5)
+    assert.deepEqual(lc.connections.counts(), [{ protocol: 'h2', listener: 'api', count: 1 }])
+    const result = lc.startShutdown('test')
+    // Sent in the same tick, before the client can have read the GOAWAY: the server must refuse it.
+    const late = request('/late')
+    await goaway
+    assert.ok((await late).error, 'a stream opened after the stop fails')
+    assert.deepEqual(await first, { body: 'done /first' })
+    const r = await result
+    assert.equal(r.remaining, 0)
+    assert.equal(lc.context.aborted, true)
+    assert.deepEqual(seen, ['/first'], 'no stream after the stop reached the handler')
+    session.destroy()
+  })
+}
+
+test('serve: bad options are ERR_PRIVSEP_INVALID_ARGUMENT; after shutdown started, ERR_PRIVSEP_SHUTDOWN', async () => {
+  const lc = new Lifecycle({ exit: false, graceMs: 0, registry: false, logger: quiet() })
+  await assert.rejects(lc.serve(net.createServer(), listener(), { protocol: 'smtp' }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
+  await lc.startShutdown()
+  await assert.rejects(lc.serve(net.createServer(), listener(), { protocol: 'smtp', name: 'public' }), (err) => {
+    assert.equal(err.code, 'ERR_PRIVSEP_SHUTDOWN')
+    assert.match(err.message, /smtp\/public/)
+    return true
+  })
+})
