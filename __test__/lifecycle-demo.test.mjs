@@ -1,0 +1,132 @@
+// The demo (`npm start`) for real, as root: it binds privileged ports, drops to nobody, answers
+// on each endpoint with nobody's uid and the digest of the 0600 key, and drains on SIGTERM.
+import assert from 'node:assert/strict'
+import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import readline from 'node:readline'
+import { after, test } from 'node:test'
+
+const root = new URL('..', import.meta.url).pathname
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-demo-test-'))
+after(() => fs.rmSync(tmp, { recursive: true, force: true }))
+
+/** Two free privileged ports (checked by binding them here, as root). */
+async function freePorts () {
+  const ports = []
+  for (let port = 700 + crypto.randomInt(250); ports.length < 2; port++) {
+    const ok = await new Promise((resolve) => {
+      const s = net.createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
+    })
+    if (ok) ports.push(port)
+  }
+  return ports
+}
+
+function readGreeting (options) {
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(options)
+    socket.once('data', (d) => resolve({ socket, line: String(d) }))
+    socket.once('error', reject)
+  })
+}
+
+function get (mod, options) {
+  return new Promise((resolve, reject) => {
+    mod.get(options, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c }).on('end', () => resolve({ res, body }))
+    }).on('error', reject)
+  })
+}
+
+test('the demo as root: privileged ports, nobody, the key digest on every endpoint, a visible drain on SIGTERM',
+  { skip: process.getuid?.() !== 0 && 'needs root', timeout: 60_000 }, async () => {
+    const dir = path.join(tmp, 'files')
+    const [smtpPort, httpsPort] = await freePorts()
+    const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir,
+      '--smtp-port', String(smtpPort), '--https-port', String(httpsPort), '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    const lines = []
+    let stderr = ''
+    child.stderr.on('data', (c) => { stderr += c })
+    const waiters = []
+    readline.createInterface({ input: child.stdout }).on('line', (l) => {
+      const line = JSON.parse(l)
+      lines.push(line)
+      for (const w of [...waiters]) if (w.match(line)) { waiters.splice(waiters.indexOf(w), 1); w.resolve(line) }
+    })
+    const waitFor = (match) => {
+      const seen = lines.find(match)
+      return seen ? Promise.resolve(seen) : new Promise((resolve) => waiters.push({ match, resolve }))
+    }
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+    try {
+      const metricsLine = await waitFor((l) => l.msg === 'listening' && l.listener === 'metrics')
+      await waitFor((l) => l.msg?.startsWith('ready'))
+
+      // The key is root's, 0600; the digest every endpoint reports is this file's.
+      const keyStat = fs.statSync(path.join(dir, 'key.pem'))
+      assert.equal(keyStat.uid, 0)
+      assert.equal(keyStat.mode & 0o777, 0o600)
+      const digest = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'key.pem'))).digest('hex')
+      const serving = lines.find((l) => l.msg?.startsWith('serving'))
+      assert.equal(serving.uid, 65534)
+      assert.ok(lines.some((l) => l.msg?.startsWith('reading the key by its path fails') && l.code === 'EACCES'))
+
+      const smtp = await readGreeting({ port: smtpPort, host: '127.0.0.1' })
+      assert.match(smtp.line, new RegExp(`^220 privsep-demo ESMTP smtp uid=65534 key-sha256=${digest}\r\n$`))
+      const unix = await readGreeting({ path: path.join(dir, 'demo.sock') })
+      assert.match(unix.line, new RegExp(`^220 privsep-demo ESMTP unix uid=65534 key-sha256=${digest}`))
+      const quit = await new Promise((resolve) => {
+        let got = ''
+        unix.socket.on('data', (c) => { got += c }).on('end', () => resolve(got))
+        unix.socket.write('QUIT\r\n')
+      })
+      assert.equal(quit, '221 2.0.0 bye\r\n')
+
+      const { res, body } = await get(https, { port: httpsPort, host: '127.0.0.1', path: '/', rejectUnauthorized: false, agent: false })
+      const answer = JSON.parse(body)
+      assert.equal(answer.uid, 65534)
+      assert.equal(answer.keySha256, digest)
+      const served = new crypto.X509Certificate(res.socket.getPeerCertificate(true).raw)
+      assert.ok(served.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'HTTPS uses the passed key')
+
+      const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
+      assert.match(metrics.body, /privsep_connections_count\{protocol="smtp",listener="public"\} 1\n/)
+      assert.match(metrics.body, /privsep_connections_count\{protocol="https",listener="public"\} 0\n/)
+
+      // The SMTP connection stays open through the SIGTERM: the drain closes it.
+      const smtpClosed = new Promise((resolve) => smtp.socket.on('close', resolve))
+      child.kill('SIGTERM')
+      const { code, signal } = await exited
+      assert.equal(signal, null, stderr)
+      assert.equal(code, 0, stderr)
+      await smtpClosed
+      const msgs = lines.map((l) => [l.msg, l.protocol && `${l.protocol}/${l.listener}`].filter(Boolean).join(' '))
+      const drain = msgs.slice(msgs.indexOf('shutdown started: no longer accepting'))
+      for (const expected of ['stopped accepting smtp/public', 'stopped accepting smtp/local', 'stopped accepting https/public',
+        'stopped accepting http/metrics', 'context aborted: cancelling work in flight', 'closing open connections',
+        'shutdown done: no connection left', 'bye']) {
+        assert.ok(drain.includes(expected), `drain log lacks "${expected}":\n${drain.join('\n')}`)
+      }
+      assert.equal(lines.find((l) => l.msg === 'shutdown started: no longer accepting').reason, 'SIGTERM')
+      assert.deepEqual(lines.find((l) => l.msg === 'closing open connections').open, ['smtp/public=1'])
+    } finally {
+      child.kill('SIGKILL')
+    }
+  })
+
+test('the demo not as root says how to run it and exits 1', { skip: !fs.existsSync('/usr/sbin/runuser') && 'needs runuser' }, async () => {
+  const child = spawn('runuser', ['-u', 'nobody', '--', process.execPath, path.join(root, 'examples/demo.mjs')], { stdio: ['ignore', 'pipe', 'pipe'], cwd: '/' })
+  let out = ''
+  child.stderr.on('data', (c) => { out += c })
+  const code = await new Promise((resolve) => child.on('exit', resolve))
+  assert.equal(code, 1)
+  assert.match(out, /sudo npm start/)
+  assert.match(out, /--immediate/)
+})
