@@ -72,7 +72,8 @@ export class ConnectionRegistry {
     this.#registry = options.registry
     this.#metricName = options.metricName
     const registry = this // eslint-disable-line @typescript-eslint/no-this-alias
-    this.#onClose = function onClose (this: Connection) { registry.unregister(this) }
+    // On 'close' the listener stays on the dead socket: removing it would only cost time.
+    this.#onClose = function onClose (this: Connection) { registry.#remove(this) }
     const shutdown = options.shutdown
     if (shutdown !== undefined) {
       if (shutdown.aborted) this.#closing = true
@@ -125,8 +126,12 @@ export class ConnectionRegistry {
 
   /** Stops tracking `socket`. Idempotent. */
   unregister (socket: Connection): void {
+    if (this.#sockets.has(socket)) socket.removeListener('close', this.#onClose)
+    this.#remove(socket)
+  }
+
+  #remove (socket: Connection): void {
     if (!this.#sockets.delete(socket)) return
-    socket.removeListener('close', this.#onClose)
     if (this.#sockets.size === 0 && this.#idle !== undefined) {
       const idle = this.#idle
       this.#idle = undefined
