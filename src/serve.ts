@@ -2,7 +2,6 @@
 // privsep Listener, register every accepted connection, and on shutdown stop accepting, close
 // idle HTTP keep-alive connections, refuse later keep-alive requests, and send HTTP/2 GOAWAY.
 import type { Server, Socket } from 'node:net'
-import tls from 'node:tls'
 import type { ConnectionRegistry } from './connections'
 import { PrivsepError } from './errors'
 import type { Listener } from './listener'
@@ -53,7 +52,7 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
   if (connections.closing) {
     throw new PrivsepError('ERR_PRIVSEP_SHUTDOWN', `serve(${protocol}/${name}): shutdown has started, not listening on ${listener.addr}`)
   }
-  const event = server instanceof tls.Server ? 'secureConnection' : 'connection'
+  const event = isTlsServer(server) ? 'secureConnection' : 'connection'
   server.on(event, (socket: Socket) => { connections.register(socket, protocol, name) })
 
   // HTTP/2: the sessions, to send each a GOAWAY on shutdown (one entry per session).
@@ -96,4 +95,13 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     })
   })
   return server
+}
+
+/**
+ * tls.Server and its subclasses (https, http2 secure) without loading node:tls, which costs
+ * several ms at start-up in a program that has no TLS server.
+ */
+function isTlsServer (server: Server): boolean {
+  const s = server as unknown as { addContext?: unknown, setSecureContext?: unknown }
+  return typeof s.addContext === 'function' && typeof s.setSecureContext === 'function'
 }
