@@ -42,9 +42,21 @@ describe('in the root parent', () => {
     throwsCode(() => parent.openPrivileged(''), 'ERR_PRIVSEP_INVALID_ARGUMENT')
   })
 
-  test('listening twice on one address: ERR_PRIVSEP_ALREADY_LISTENING', () => {
+  test('listening twice on one address: ERR_PRIVSEP_ALREADY_LISTENING, port 0 included', () => {
     parent.listen('tcp', '127.0.0.1:85')
     throwsCode(() => parent.listen('tcp', '127.0.0.1:85'), 'ERR_PRIVSEP_ALREADY_LISTENING', /127\.0\.0\.1:85/)
+    parent.listen('udp', '127.0.0.1:0')
+    throwsCode(() => parent.listen('udp', '127.0.0.1:0'), 'ERR_PRIVSEP_ALREADY_LISTENING')
+  })
+
+  test('with filesImmediate, port 0 may be listened on more than once', () => {
+    const immediate = new Privsep()
+    immediate.filesImmediate = true
+    const a = immediate.listen('udp4', '127.0.0.1:0')
+    const b = immediate.listen('udp4', '127.0.0.1:0')
+    assert.notEqual(a.fd, b.fd)
+    immediate.listen('udp4', '127.0.0.1:91')
+    throwsCode(() => immediate.listen('udp4', '127.0.0.1:91'), 'ERR_PRIVSEP_ALREADY_LISTENING')
   })
 
   test('serving the parent\'s listener: ERR_PRIVSEP_PARENT_ONLY', () => {

@@ -48,6 +48,14 @@ for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2']) {
   })
 }
 
+test('a root parent with the lifecycle\'s signal handlers still waits for its child to end', async () => {
+  const run = start('core-server.mjs', { ...serve, handleSignalsInParent: true, exitOnTerm: 5 })
+  await run.next()
+  run.child.kill('SIGTERM')
+  assert.deepEqual(await run.next(), { child: 'got SIGTERM' })
+  assert.deepEqual(await run.exited, { code: 5, signal: null })
+})
+
 test('kill -9 of the parent stops the child within a second', async () => {
   const run = start('core-server.mjs', serve)
   const ready = await run.next()

@@ -10,6 +10,7 @@ import { PrivsepError } from './errors'
 import type { Listener } from './listener'
 import { flushLogger, LoggerSource, type Logger } from './log'
 import { serve, type ServeOptions } from './serve'
+import { supervisingChild } from './spawn'
 
 export interface LifecycleOptions {
   /** The pino logger. Default: `pino({ name: 'privsep' })`, created on first log. */
@@ -160,6 +161,8 @@ export class Lifecycle {
   handleSignals (options: HandleSignalsOptions = {}): () => void {
     const signals = options.signals ?? ['SIGTERM', 'SIGINT']
     const onSignal = (signal: NodeJS.Signals): void => {
+      // A root parent passes signals to its child, which drains; the parent ends with it.
+      if (supervisingChild()) return
       if (this.#stopping === undefined) {
         void this.startShutdown(signal)
         return

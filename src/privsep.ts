@@ -80,7 +80,10 @@ export class Privsep {
     const mode = this.#mode(`listen(${key})`)
     if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
     if (process.platform === 'win32') return new Listener(network, addr, undefined)
-    if (this.#listening.has(key)) {
+    // Port 0 binds a fresh port each time; only a parent must refuse a second one, since its
+    // child could not tell the two apart.
+    const anyPort = network !== 'unix' && addr.endsWith(':0')
+    if (this.#listening.has(key) && (mode === 'parent' || !anyPort)) {
       throw new PrivsepError('ERR_PRIVSEP_ALREADY_LISTENING', `listen(${key}) was already called in this process`)
     }
     const fd = native().listen(network, addr, backlog)

@@ -42,16 +42,30 @@ export function spawnChild (passed: PassedEntry[], options: ForkExecOptions): nu
   })
 }
 
+/** The child this process supervises as a root parent, while it runs. */
+let supervised: number | undefined
+
+/**
+ * True while this process is a root parent waiting for its child: signals are the child's
+ * to act on (the lifecycle's signal handlers stand back, so the parent does not exit while
+ * the child drains).
+ */
+export function supervisingChild (): boolean {
+  return supervised !== undefined
+}
+
 /** Forwards signals to child `pid` until it ends, then ends like it (or resolves, `exit: false`). */
 export async function superviseChild (pid: number, options: ForkExecOptions): Promise<ChildExit> {
   const forward = (signal: NodeJS.Signals): void => {
     try { process.kill(pid, signal) } catch { /* already gone: wait() reports how */ }
   }
   for (const signal of forwardedSignals) process.on(signal, forward)
+  supervised = pid
   let status: [number | null, number | null]
   try {
     status = await native().wait(pid)
   } finally {
+    supervised = undefined
     for (const signal of forwardedSignals) process.off(signal, forward)
   }
   const [code, signalNumber] = status
