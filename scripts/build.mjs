@@ -3,7 +3,8 @@
 import { readdirSync, statSync, existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { cargoSourceArgs, run } from './cargo.mjs'
+import { spawnSync } from 'node:child_process'
+import { aptInstall, cargoSourceArgs, run } from './cargo.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const bin = (name) => join(root, 'node_modules', '.bin', name)
@@ -24,6 +25,7 @@ function newest (paths) {
 }
 
 export function buildAddon () {
+  if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) aptInstall(['cargo', 'rustc'], 'no Rust toolchain (cargo) on PATH')
   run(bin('napi'), ['build', '--platform', '--release', '--manifest-path', 'crates/addon/Cargo.toml',
     '--package-json-path', 'package.json', '-o', '.', '--', ...cargoSourceArgs()], { cwd: root })
 }
