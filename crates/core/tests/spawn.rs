@@ -18,14 +18,18 @@ fn shell(script: &str) -> Command {
     }
 }
 
+/// Spawns `command` and waits for it to end.
+fn run(command: &Command) -> ExitStatus {
+    spawn::wait(spawn::spawn(command).unwrap()).unwrap()
+}
+
 #[test]
 fn the_child_runs_as_the_user_with_its_exit_code() {
-    let pid = spawn::spawn(&shell(
+    let status = run(&shell(
         "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3",
-    ))
-    .unwrap();
+    ));
     assert_eq!(
-        spawn::wait(pid).unwrap(),
+        status,
         ExitStatus {
             code: Some(3),
             signal: None
@@ -41,9 +45,9 @@ fn passed_descriptors_arrive_at_3_with_the_protocol_variables() {
         fd: file.as_raw_fd(),
         passed: Passed::File("/etc/hostname".into()),
     }];
-    let pid = spawn::spawn(&command).unwrap();
+    let status = run(&command);
     assert_eq!(
-        spawn::wait(pid).unwrap(),
+        status,
         ExitStatus {
             code: Some(0),
             signal: None
@@ -53,9 +57,9 @@ fn passed_descriptors_arrive_at_3_with_the_protocol_variables() {
 
 #[test]
 fn a_signal_death_is_reported_as_such() {
-    let pid = spawn::spawn(&shell("kill -KILL $$")).unwrap();
+    let status = run(&shell("kill -KILL $$"));
     assert_eq!(
-        spawn::wait(pid).unwrap(),
+        status,
         ExitStatus {
             code: None,
             signal: Some(libc::SIGKILL)
@@ -105,9 +109,9 @@ fn users_groups_and_strings_are_checked_before_forking() {
 fn a_named_group_replaces_the_primary_group() {
     let mut command = shell("[ $(id -g) = 0 ] || exit 9");
     command.group = Some("root".into());
-    let pid = spawn::spawn(&command).unwrap();
+    let status = run(&command);
     assert_eq!(
-        spawn::wait(pid).unwrap(),
+        status,
         ExitStatus {
             code: Some(0),
             signal: None
