@@ -100,7 +100,7 @@ export class ConnectionRegistry {
     return this.#sockets.size
   }
 
-  /** True once shutdown started (see the `shutdown` option and `beginShutdown()`). */
+  /** True once shutdown started (the `shutdown` option aborted, or `shutdown()` was called). */
   get closing (): boolean {
     return this.#closing
   }
@@ -137,11 +137,6 @@ export class ConnectionRegistry {
       this.#idle = undefined
       idle.resolve()
     }
-  }
-
-  /** Marks shutdown as started: connections registered from now on are closed at once. */
-  beginShutdown (): void {
-    this.#closing = true
   }
 
   /**
