@@ -13,7 +13,7 @@ import { serve, type ServeOptions } from './serve'
 import { supervisingChild } from './spawn'
 
 export interface LifecycleOptions {
-  /** The pino logger. Default: `pino({ name: 'privsep' })`, created on first log. */
+  /** The pino logger. Default: `pino({ name: 'privsep' })` writing synchronously to stdout, created on first log. */
   logger?: Logger
   /**
    * prom-client registry for the open-connections gauge, registered on the first connection.

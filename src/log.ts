@@ -1,5 +1,5 @@
 // Logging: the user's pino logger, or a default one named `privsep` created on first use, and
-// flushing it before the process exits (pino's default destination writes asynchronously).
+// flushing it before the process exits (a user's destination may write asynchronously).
 import type { Logger } from 'pino'
 
 export type { Logger }
@@ -15,7 +15,10 @@ export class LoggerSource {
   get logger (): Logger {
     if (this.#logger === undefined) {
       const { pino } = require('pino') as typeof import('pino')
-      this.#logger = pino({ name: 'privsep' })
+      // Synchronous stdout: pino's default destination writes asynchronously, and its flush
+      // returns before a write in flight has landed, so lines logged just before exit came
+      // out after later ones (or not at all). A lifecycle logs a few lines per event.
+      this.#logger = pino({ name: 'privsep' }, pino.destination({ dest: 1, sync: true }))
     }
     return this.#logger
   }
