@@ -60,7 +60,9 @@ export class ConnectionRegistry {
   #registry: Registry | false | undefined
   #metricName: string | undefined
   #metricsReady = false
-  /** True once shutdown started: new registrations are closed at once. */
+  /** The `shutdown` option: once it aborted, new registrations are closed at once. */
+  readonly #shutdown: AbortSignal | undefined
+  /** Set by shutdown(): new registrations are closed at once. */
   #closing = false
   /** Set by shutdown(): sockets are being force-closed with this error. */
   #forceError: PrivsepError | undefined
@@ -74,11 +76,7 @@ export class ConnectionRegistry {
     const registry = this // eslint-disable-line @typescript-eslint/no-this-alias
     // On 'close' the listener stays on the dead socket: removing it would only cost time.
     this.#onClose = function onClose (this: Connection) { registry.#remove(this) }
-    const shutdown = options.shutdown
-    if (shutdown !== undefined) {
-      if (shutdown.aborted) this.#closing = true
-      else shutdown.addEventListener('abort', () => { this.#closing = true }, { once: true })
-    }
+    this.#shutdown = options.shutdown
   }
 
   /** The logger this registry logs to (the given one, or the default `privsep` logger). */
@@ -102,7 +100,7 @@ export class ConnectionRegistry {
 
   /** True once shutdown started (the `shutdown` option aborted, or `shutdown()` was called). */
   get closing (): boolean {
-    return this.#closing
+    return this.#closing || this.#shutdown?.aborted === true
   }
 
   /**
@@ -115,7 +113,7 @@ export class ConnectionRegistry {
     const group = this.#group(protocol, listener)
     if (this.#sockets.get(socket) === undefined) socket.on('close', this.#onClose)
     this.#sockets.set(socket, group)
-    if (this.#closing) {
+    if (this.closing) {
       group.log.warn('connection registered after shutdown started: closing it')
       this.#destroy(socket, this.#forceError ?? shutdownError('registered after shutdown started'))
     } else if (socket.closed) {

@@ -182,7 +182,7 @@ export class Lifecycle {
     const forced = new Promise<number>((resolve) => { this.#force = resolve })
     if (this.#forcedCode !== undefined) this.#force?.(this.#forcedCode)
     log.info({ reason: describe(reason), connections: this.connections.size, graceMs }, 'shutdown started: no longer accepting')
-    // The registry listens on `shutdown`: from this abort on, late registrations are closed.
+    // The registry reads `shutdown`: from this abort on, late registrations are closed.
     this.#shutdown.abort(abortReason('shutdown', reason))
     for (const hook of [...this.#hooks]) {
       try {
