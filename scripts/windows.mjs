@@ -1,6 +1,6 @@
 // `npm run test:windows`: builds the addon for Windows (x86_64-pc-windows-gnu, Debian's rustc
 // 1.63 and mingw), packs it as the win32-x64-msvc platform package, installs that and the main
-// package with npm running on node.exe under wine (offline, from npm's cache), and runs the
+// package with npm running on node.exe under wine, and runs the
 // Windows suite (__test__/windows/*.win.mjs) there with node.exe. First, with the same Debian
 // toolchain, `cargo test --workspace` on Linux: the rust-version = "1.63" check.
 // On Windows itself (CI): `node scripts/windows.mjs --native <built .node>` does the same with
@@ -148,13 +148,14 @@ try {
   const platform = packPlatform('win32-x64-msvc', tarballs, dll)
 
   // npm itself runs on (the Windows) node, so it applies Windows' own os/cpu/libc checks to
-  // the platform package. Offline, from this machine's npm cache (filled by `npm ci`).
+  // the platform package. From this machine's npm cache where it can (see __test__/pack.test.mjs
+  // for why not --offline).
   const project = join(work, 'app')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
   const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', shell: native }).stdout.trim()
-  step(`npm install --offline on ${native ? 'node' : 'node.exe under wine'}`)
-  const install = runNode(exe, [toNode(npmCli), 'install', '--offline', '--no-audit', '--no-fund', '--cache', toNode(npmCache),
+  step(`npm install on ${native ? 'node' : 'node.exe under wine'}`)
+  const install = runNode(exe, [toNode(npmCli), 'install', '--prefer-offline', '--no-audit', '--no-fund', '--cache', toNode(npmCache),
     toNode(main), toNode(platform)], project)
   if (install.status !== 0) fail(`npm install failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
 
