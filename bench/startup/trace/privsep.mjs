@@ -3,7 +3,9 @@
 const T = () => (performance.timeOrigin + performance.now()).toFixed(2)
 const who = process.getuid() === 0 ? 'P' : 'C'
 const marks = [[`${who}.origin`, performance.timeOrigin.toFixed(2)], [`${who}.main`, T()]]
-const out = () => console.error(marks.map(m => m.join('=')).join(' '))
+// Written with writeSync: console's first use builds a stream (about 1 ms), which would land
+// between P.fork and the fork.
+const out = () => process.getBuiltinModule('node:fs').writeSync(2, marks.map(m => m.join('=')).join(' ') + '\n')
 const net = await import('node:net')
 const m = await import(process.env.PRIVSEP_PKG || 'privsep')
 marks.push([`${who}.imported`, T()])

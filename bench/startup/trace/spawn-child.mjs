@@ -4,4 +4,4 @@ const marks = [['C.origin', performance.timeOrigin.toFixed(2)], ['C.main', T()]]
 const net = await import('node:net')
 marks.push(['C.imported', T()], ['C.restored', T()], ['C.bound', T()])
 net.createServer((socket) => socket.end(`uid=${process.getuid()} pid=${process.pid}\n`))
-  .listen({ fd: 3 }, () => { marks.push(['C.listening', T()]); console.error(marks.map(m => m.join('=')).join(' ')) })
+  .listen({ fd: 3 }, () => { marks.push(['C.listening', T()]); process.getBuiltinModule('node:fs').writeSync(2, marks.map(m => m.join('=')).join(' ') + '\n') })

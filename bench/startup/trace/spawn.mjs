@@ -14,7 +14,7 @@ server.listen({ port, host: '127.0.0.1' }, () => {
   const child = spawn(process.execPath, [new URL('spawn-child.mjs', import.meta.url).pathname], {
     uid, gid, stdio: ['inherit', 'inherit', 'inherit', server._handle.fd]
   })
-  console.error(marks.map(m => m.join('=')).join(' '))
+  process.getBuiltinModule('node:fs').writeSync(2, marks.map(m => m.join('=')).join(' ') + '\n')
   server.close()
   child.on('exit', (code, signal) => process.exit(code ?? 1))
 })
