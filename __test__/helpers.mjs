@@ -7,6 +7,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
+import { build } from 'esbuild'
 
 export const fixtures = new URL('./fixtures/', import.meta.url).pathname
 export const nobody = { uid: 65534, gid: 65534 }
@@ -93,4 +94,16 @@ export function alive (pid) {
   } catch {
     return false
   }
+}
+
+/**
+ * One module of src/ as an ES module, for tests that need what the package does not export
+ * (the build bundles src/ into dist/index.js, so dist/ holds no per-module file).
+ */
+export async function importSource (name) {
+  const { outputFiles } = await build({
+    entryPoints: [new URL(`../src/${name}.ts`, import.meta.url).pathname],
+    bundle: true, format: 'esm', platform: 'node', target: 'node20', write: false, logLevel: 'warning'
+  })
+  return import(`data:text/javascript,${encodeURIComponent(outputFiles[0].text)}`)
 }

@@ -8,10 +8,10 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSy
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import nativeModule from '../dist/native.js'
 import { mainManifest, packMain, packPlatform, platforms, publishManifest, root } from '../scripts/pack.mjs'
+import { importSource } from './helpers.mjs'
 
-const { publishedPlatforms, platformTriple } = nativeModule
+const { publishedPlatforms, platformTriple } = await importSource('native')
 // This machine's platform package (linux-x64-gnu here; the macOS CI job runs this file too).
 const triple = platformTriple()
 const isRoot = process.getuid?.() === 0
@@ -72,7 +72,6 @@ const app = `
 import { listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles } from 'privsep'
 import fs from 'node:fs'
 import net from 'node:net'
-import { createRequire } from 'node:module'
 import os from 'node:os'
 
 const [port, keyPath] = process.argv.slice(2)
@@ -82,7 +81,8 @@ const keyFd = openPrivileged(keyPath)
 if (process.getuid() === 0) await forkExecUnprivileged({ user: 'nobody' })
 cleanupPassedFiles()
 const key = fs.readFileSync(keyFd, 'utf8')
-const addons = Object.keys(createRequire(import.meta.url).cache).filter((path) => path.endsWith('.node'))
+// The shared objects this process mapped: which .node file the loader really loaded.
+const addons = process.report.getReport().sharedObjects.filter((path) => path.endsWith('.node'))
 const server = net.createServer((socket) => {
   socket.end(JSON.stringify({ user: os.userInfo().username, uid: process.getuid(), key, addons }))
   server.close()

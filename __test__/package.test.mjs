@@ -5,6 +5,7 @@ import { execFileSync } from 'node:child_process'
 import { createRequire } from 'node:module'
 import { test } from 'node:test'
 import * as esm from 'privsep'
+import { importSource } from './helpers.mjs'
 
 const require = createRequire(import.meta.url)
 const root = new URL('../', import.meta.url).pathname
@@ -18,8 +19,8 @@ test('ESM and CommonJS imports expose the same functions', () => {
   assert.deepEqual(Object.keys(esm).filter((k) => k !== 'default' && k !== '__esModule').sort(), Object.keys(cjs).sort())
 })
 
-test('the addon exports exactly the functions src/native.ts declares', () => {
-  const { nativeFunctions, platformTriple } = require('../dist/native.js')
+test('the addon exports exactly the functions src/native.ts declares', async () => {
+  const { nativeFunctions, platformTriple } = await importSource('native')
   const addon = require(`${root}privsep.${platformTriple()}.node`)
   assert.deepEqual(Object.keys(addon).sort(), [...nativeFunctions].sort())
   for (const name of nativeFunctions) assert.equal(typeof addon[name], 'function', name)

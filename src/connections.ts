@@ -3,9 +3,9 @@
 // a Map insert and one shared 'close' listener; nothing per connection on any long-lived signal.
 import type { Duplex } from 'node:stream'
 import type { Registry } from 'prom-client'
-import { PrivsepError } from './errors'
-import { LoggerSource, type Logger } from './log'
-import { registerConnectionGauge } from './metrics'
+import { PrivsepError } from './errors.js'
+import { LoggerSource, type Logger } from './log.js'
+import { registerConnectionGauge } from './metrics.js'
 
 /** What can be registered: a net/tls socket, or any stream that emits 'close' when it ends. */
 export type Connection = Duplex

@@ -1,6 +1,6 @@
 // Errors shaped like Node's own: a stable `code` to match on, `errno` and `syscall` where the
 // OS said no, and a message naming what was involved.
-import { getSystemErrorName } from 'node:util'
+const { getSystemErrorName } = process.getBuiltinModule('node:util') // not `import`: see src/index.ts
 
 /** Every code privsep itself throws; OS refusals carry the errno's name (`EACCES`, ...). */
 export type PrivsepErrorCode =

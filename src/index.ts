@@ -1,13 +1,18 @@
 // privsep's public API. The functions are bound to this process's `Privsep`; construct
 // your own `Privsep` for tests or embedding.
-import { Privsep } from './privsep'
-import { Lifecycle } from './lifecycle'
-import type { ConnectionRegistry } from './connections'
+//
+// Start-up cost matters: a privsep program loads this package twice, as root and as the user.
+// So the build bundles src/ into one ES module (one file to resolve, read and compile), and
+// the sources take Node's builtins from process.getBuiltinModule rather than `import`: an ES
+// import of a builtin costs about 0.4 ms per module per process. docs/BENCHMARKS.md measures it.
+import { Privsep } from './privsep.js'
+import { Lifecycle } from './lifecycle.js'
+import type { ConnectionRegistry } from './connections.js'
 
-export { Privsep } from './privsep'
-export { Listener, type ListenOptions, type Network } from './listener'
-export { PrivsepError, type PrivsepErrorCode } from './errors'
-export { forwardedSignals, type ChildExit, type ForkExecOptions } from './spawn'
+export { Privsep } from './privsep.js'
+export { Listener, type ListenOptions, type Network } from './listener.js'
+export { PrivsepError, type PrivsepErrorCode } from './errors.js'
+export { forwardedSignals, type ChildExit, type ForkExecOptions } from './spawn.js'
 
 /** This process's privsep state: it has one set of passed descriptors and one parent. */
 export const privsep = new Privsep()
@@ -25,11 +30,11 @@ export function setFilesImmediate (on: boolean): void {
 
 // The lifecycle (graceful shutdown, connection registry, metrics), bound to this process's
 // `Lifecycle`: importing installs no signal handler and creates no metric.
-export { Lifecycle, exitCodeUnclean, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle'
-export { ConnectionRegistry, type Connection, type ConnectionRegistryOptions } from './connections'
-export { defaultMetricName, type MetricsOptions } from './metrics'
-export { type ServeOptions } from './serve'
-export { type Logger } from './log'
+export { Lifecycle, exitCodeUnclean, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle.js'
+export { ConnectionRegistry, type Connection, type ConnectionRegistryOptions } from './connections.js'
+export { defaultMetricName, type MetricsOptions } from './metrics.js'
+export { type ServeOptions } from './serve.js'
+export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()
 export const shutdown: AbortSignal = lifecycle.shutdown
 export const context: AbortSignal = lifecycle.context

@@ -2,15 +2,14 @@
 // new work), `context` aborts after a grace period (abort work in flight), then every
 // registered connection is closed, and once none remain the process exits. `Lifecycle` holds
 // one process's shutdown; src/index.ts exports the process's instance.
-import os from 'node:os'
 import type { Server } from 'node:net'
 import type { Registry } from 'prom-client'
-import { ConnectionRegistry } from './connections'
-import { PrivsepError } from './errors'
-import type { Listener } from './listener'
-import { flushLogger, LoggerSource, type Logger } from './log'
-import { serve, type ServeOptions } from './serve'
-import { supervisingChild } from './spawn'
+import { ConnectionRegistry } from './connections.js'
+import { PrivsepError } from './errors.js'
+import type { Listener } from './listener.js'
+import { flushLogger, LoggerSource, type Logger } from './log.js'
+import { serve, type ServeOptions } from './serve.js'
+import { supervisingChild } from './spawn.js'
 
 export interface LifecycleOptions {
   /** The pino logger. Default: `pino({ name: 'privsep' })` writing synchronously to stdout, created on first log. */
@@ -168,7 +167,7 @@ export class Lifecycle {
         return
       }
       this.logger.warn({ signal }, 'second signal during shutdown: forcing exit')
-      this.forceShutdown(128 + (os.constants.signals[signal] ?? 0))
+      this.forceShutdown(128 + (process.getBuiltinModule('node:os').constants.signals[signal] ?? 0))
     }
     for (const signal of signals) process.on(signal, onSignal)
     return () => {

@@ -1,5 +1,5 @@
 // What `listen` returns: an object `net.Server#listen` and `dgram.Socket#bind` accept as is.
-import { PrivsepError } from './errors'
+import { PrivsepError } from './errors.js'
 
 export type Network = 'tcp' | 'tcp4' | 'tcp6' | 'udp' | 'udp4' | 'udp6' | 'unix'
 export const networks: readonly Network[] = ['tcp', 'tcp4', 'tcp6', 'udp', 'udp4', 'udp6', 'unix']

@@ -14,7 +14,7 @@ export class LoggerSource {
 
   get logger (): Logger {
     if (this.#logger === undefined) {
-      const { pino } = require('pino') as typeof import('pino')
+      const { pino } = process.getBuiltinModule('node:module').createRequire(import.meta.url)('pino') as typeof import('pino')
       // Synchronous stdout: pino's default destination writes asynchronously, and its flush
       // returns before a write in flight has landed, so lines logged just before exit came
       // out after later ones (or not at all). A lifecycle logs a few lines per event.

@@ -2,7 +2,7 @@
 // `mox_connections_count`). Its value is counted in `collect()` at scrape time, so opening and
 // closing a connection costs nothing here. prom-client is loaded on first use only.
 import type { Gauge, Registry } from 'prom-client'
-import { PrivsepError } from './errors'
+import { PrivsepError } from './errors.js'
 
 /** Default name of the gauge. */
 export const defaultMetricName = 'privsep_connections_count'
@@ -28,7 +28,7 @@ const sourcesByGauge = new WeakMap<Gauge<'protocol' | 'listener'>, Set<Connectio
  * that name that privsep did not create is ERR_PRIVSEP_METRIC_CONFLICT.
  */
 export function registerConnectionGauge (source: ConnectionCountSource, options: MetricsOptions = {}): Gauge<'protocol' | 'listener'> {
-  const promClient = require('prom-client') as typeof import('prom-client')
+  const promClient = process.getBuiltinModule('node:module').createRequire(import.meta.url)('prom-client') as typeof import('prom-client')
   const registry = options.registry ?? promClient.register
   const name = options.name ?? defaultMetricName
   const existing = registry.getSingleMetric(name) as Gauge<'protocol' | 'listener'> | undefined

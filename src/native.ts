@@ -1,8 +1,10 @@
 // The addon loader and the addon's types, kept by hand (napi build writes none without
 // napi-derive); __test__/native.test.mjs checks that they match what the addon exports.
-import fs from 'node:fs'
-import path from 'node:path'
-import { fromNative, PrivsepError } from './errors'
+// Builtins come from process.getBuiltinModule, not `import`: see src/index.ts.
+const fs = process.getBuiltinModule('node:fs')
+const path = process.getBuiltinModule('node:path')
+const { fileURLToPath } = process.getBuiltinModule('node:url')
+import { fromNative, PrivsepError } from './errors.js'
 
 /** One passed descriptor as the addon reports and takes it: `[fd, kind, value]`. */
 export type PassedEntry = [fd: number, kind: string, value: string]
@@ -68,12 +70,21 @@ export function platformTriple (): string {
 
 let loaded: Native | undefined
 
+/**
+ * The addon at `candidate`, a file path or a package name. process.dlopen is how an ES module
+ * loads an addon (Node's docs name it for that); `loaded` makes it happen once per process.
+ */
+function load (candidate: string): Partial<Native> {
+  const file = path.isAbsolute(candidate) ? candidate : fileURLToPath(import.meta.resolve(candidate))
+  const module = { exports: {} }
+  process.dlopen(module, file)
+  return module.exports
+}
+
 /** Why loading `candidate` failed, in one line. */
-function reason (candidate: string, err: unknown): string {
+function reason (err: unknown): string {
   const e = err as NodeJS.ErrnoException
-  if (e?.code === 'MODULE_NOT_FOUND' && e.message.includes(`'${candidate}'`)) {
-    return path.isAbsolute(candidate) ? 'no such file (no local build)' : 'package not installed'
-  }
+  if (e?.code === 'ERR_MODULE_NOT_FOUND') return 'package not installed'
   return `${e?.code ? `${e.code}: ` : ''}${String(e?.message ?? err).split('\n')[0]}`
 }
 
@@ -85,14 +96,19 @@ function reason (candidate: string, err: unknown): string {
 export function native (): Native {
   if (loaded) return loaded
   const triple = platformTriple()
-  const candidates = [path.join(__dirname, '..', `privsep.${triple}.node`), `privsep-${triple}`]
+  const local = path.join(import.meta.dirname, '..', `privsep.${triple}.node`)
+  const candidates = [local, `privsep-${triple}`]
   const failures: string[] = []
   for (const candidate of candidates) {
+    if (candidate === local && !fs.existsSync(local)) {
+      failures.push(`  ${candidate}: no such file (no local build)`)
+      continue
+    }
     let addon: Partial<Native>
     try {
-      addon = require(candidate) as Partial<Native>
+      addon = load(candidate)
     } catch (err) {
-      failures.push(`  ${candidate}: ${reason(candidate, err)}`)
+      failures.push(`  ${candidate}: ${reason(err)}`)
       continue
     }
     const missing = nativeFunctions.filter((name) => typeof addon[name] !== 'function')

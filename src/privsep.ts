@@ -1,11 +1,11 @@
 // The privilege-separation flow, after mox: the same program runs as root (binds, opens,
 // spawns itself as the user) and then as that user (gets back what the parent passed).
 // `Privsep` holds one process's state; src/index.ts exports the process's instance.
-import fs from 'node:fs'
-import { PrivsepError } from './errors'
-import { Listener, networks, type ListenOptions, type Network } from './listener'
-import { native, type PassedEntry } from './native'
-import { spawnChild, superviseChild, type ChildExit, type ForkExecOptions } from './spawn'
+const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
+import { PrivsepError } from './errors.js'
+import { Listener, networks, type ListenOptions, type Network } from './listener.js'
+import { native, type PassedEntry } from './native.js'
+import { spawnChild, superviseChild, type ChildExit, type ForkExecOptions } from './spawn.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
 

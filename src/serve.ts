@@ -2,9 +2,9 @@
 // privsep Listener, register every accepted connection, and on shutdown stop accepting, close
 // idle HTTP keep-alive connections, refuse later keep-alive requests, and send HTTP/2 GOAWAY.
 import type { Server, Socket } from 'node:net'
-import type { ConnectionRegistry } from './connections'
-import { PrivsepError } from './errors'
-import type { Listener } from './listener'
+import type { ConnectionRegistry } from './connections.js'
+import { PrivsepError } from './errors.js'
+import type { Listener } from './listener.js'
 
 export interface ServeOptions {
   /** The `protocol` label of the server's connections, e.g. `smtp`, `https`. */

@@ -1,7 +1,6 @@
 // The root parent's side of the child: start it, forward signals to it, wait for it, and end
 // the way it ended.
-import os from 'node:os'
-import { native, type PassedEntry } from './native'
+import { native, type PassedEntry } from './native.js'
 
 export interface ForkExecOptions {
   /** The user to run as; its supplementary groups come along. Must not be root. */
@@ -77,6 +76,6 @@ export async function superviseChild (pid: number, options: ForkExecOptions): Pr
 }
 
 function signalName (signalNumber: number): NodeJS.Signals {
-  const entry = Object.entries(os.constants.signals).find(([, number]) => number === signalNumber)
+  const entry = Object.entries(process.getBuiltinModule('node:os').constants.signals).find(([, number]) => number === signalNumber)
   return (entry?.[0] ?? `SIG${signalNumber}`) as NodeJS.Signals
 }

@@ -10,11 +10,8 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import { createRequire } from 'node:module'
 import { fileURLToPath } from 'node:url'
 import { Privsep, listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles, setFilesImmediate, privsep } from 'privsep'
-
-const require = createRequire(import.meta.url)
 
 test('runs on Windows', () => {
   assert.equal(process.platform, 'win32')
@@ -45,7 +42,8 @@ async function roundTrip (listener, target, answer) {
 
 test('the addon loads from the platform package privsep-win32-x64-msvc', () => {
   listen('tcp', '127.0.0.1:0') // loads the addon
-  const addons = Object.keys(require.cache).filter((name) => name.endsWith('.node'))
+  // The DLLs this process mapped: which .node file the loader really loaded.
+  const addons = process.report.getReport().sharedObjects.filter((name) => name.toLowerCase().endsWith('.node'))
   assert.equal(addons.length, 1, addons.join(', '))
   assert.equal(path.basename(addons[0]), 'privsep.win32-x64-msvc.node')
   assert.equal(path.basename(path.dirname(addons[0])), 'privsep-win32-x64-msvc')
