@@ -81,7 +81,7 @@ function load (candidate: string): Partial<Native> {
   return module.exports
 }
 
-/** Why loading `candidate` failed, in one line. */
+/** Why loading a candidate failed, in one line. */
 function reason (err: unknown): string {
   const e = err as NodeJS.ErrnoException
   if (e?.code === 'ERR_MODULE_NOT_FOUND') return 'package not installed'
