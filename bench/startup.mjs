@@ -1,22 +1,28 @@
 // Startup benchmark: time from launching a server program to the first answered connection
 // on a privileged port, for a plain root server, a hand-written child_process.spawn as nobody,
-// Node's cluster as nobody, and privsep. Variants run interleaved (rotating order each round)
-// so machine noise hits all alike; prints medians and ratios.
+// Node's cluster as nobody, and privsep twice: imported from this checkout (its local build)
+// and installed (node_modules/privsep plus the platform package, the loader's path for users).
+// Variants run interleaved (rotating order each round) so machine noise hits all alike; prints
+// medians, ratios, and a bootstrap confidence interval for each privsep/spawn ratio.
 //
 // Usage (as root, after `npm run build`):
 //   node bench/startup.mjs [runs]          default 15 runs, or env STARTUP_RUNS
-//   STARTUP_VARIANTS=spawn,privsep node bench/startup.mjs   a subset
+//   STARTUP_VARIANTS=spawn,privsep,installed node bench/startup.mjs   a subset
 import { spawn } from 'node:child_process'
+import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
+import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
-const dir = fileURLToPath(new URL('startup/', import.meta.url))
+const root = fileURLToPath(new URL('..', import.meta.url))
+const dir = join(root, 'bench', 'startup')
 /** name, program, port (distinct per variant), uid of the process that must answer */
 const allVariants = [
-  { name: 'plain', program: 'plain.mjs', port: 711, uid: 0 },
-  { name: 'spawn', program: 'spawn.mjs', port: 712, uid: 65534 },
-  { name: 'cluster', program: 'cluster.mjs', port: 713, uid: 65534 },
-  { name: 'privsep', program: 'privsep.mjs', port: 714, uid: 65534 }
+  { name: 'plain', program: join(dir, 'plain.mjs'), port: 711, uid: 0 },
+  { name: 'spawn', program: join(dir, 'spawn.mjs'), port: 712, uid: 65534 },
+  { name: 'cluster', program: join(dir, 'cluster.mjs'), port: 713, uid: 65534 },
+  { name: 'privsep', program: join(dir, 'privsep.mjs'), port: 714, uid: 65534 },
+  { name: 'installed', program: null, port: 715, uid: 65534 } // program: see installedLayout()
 ]
 const runs = Number(process.argv[2] ?? process.env.STARTUP_RUNS ?? 15)
 const wanted = process.env.STARTUP_VARIANTS?.split(',')
@@ -34,6 +40,27 @@ if (!Number.isInteger(runs) || runs < 1) {
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+
+/**
+ * A directory laid out as npm installs privsep, readable by nobody: node_modules/privsep (its
+ * package.json and dist/) and node_modules/privsep-<triple> (npm/<triple>/package.json and
+ * this checkout's build), with privsep.mjs beside them. Returns the directory.
+ */
+function installedLayout () {
+  const builds = readdirSync(root).filter((name) => /^privsep\..+\.node$/.test(name))
+  if (builds.length !== 1) throw new Error(`expected one local build privsep.<triple>.node in ${root}, found ${builds.length}: run npm run build`)
+  const triple = builds[0].slice('privsep.'.length, -'.node'.length)
+  const layout = mkdtempSync('/tmp/privsep-startup-')
+  chmodSync(layout, 0o755)
+  const main = join(layout, 'node_modules', 'privsep')
+  const platform = join(layout, 'node_modules', `privsep-${triple}`)
+  cpSync(join(root, 'package.json'), join(main, 'package.json'))
+  cpSync(join(root, 'dist'), join(main, 'dist'), { recursive: true })
+  cpSync(join(root, 'npm', triple, 'package.json'), join(platform, 'package.json'))
+  cpSync(join(root, builds[0]), join(platform, builds[0]))
+  cpSync(join(dir, 'privsep.mjs'), join(layout, 'privsep.mjs'))
+  return layout
+}
 
 /** One connection attempt: the line the server sent, or null if nothing listens yet. */
 function ask (port) {
@@ -70,7 +97,7 @@ async function portFree (port) {
 async function once (variant) {
   await portFree(variant.port)
   const start = process.hrtime.bigint()
-  const child = spawn(process.execPath, [dir + variant.program, String(variant.port)], {
+  const child = spawn(process.execPath, [variant.program, String(variant.port)], {
     stdio: ['ignore', 'inherit', 'inherit'], detached: true
   })
   const exited = new Promise((resolve) => child.on('exit', resolve))
@@ -107,14 +134,38 @@ function quantile (sorted, q) {
   return sorted[lo] + (sorted[Math.ceil(i)] - sorted[lo]) * (i - lo)
 }
 
-const times = new Map(variants.map((v) => [v.name, []]))
-// One warm-up round, not counted: page cache, the addon, nobody's passwd entry.
-for (const variant of variants) await once(variant)
-for (let round = 0; round < runs; round++) {
-  for (let k = 0; k < variants.length; k++) {
-    const variant = variants[(round + k) % variants.length]
-    times.get(variant.name).push(await once(variant))
+/**
+ * 95% interval of median(a) / median(b), by resampling whole rounds (a[i] and b[i] ran in the
+ * same round, so the pairing keeps the noise they shared). Seeded: the same data prints the same
+ * interval.
+ */
+function ratioInterval (a, b, resamples = 2000) {
+  let seed = 1
+  const random = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32 }
+  const ratios = []
+  for (let r = 0; r < resamples; r++) {
+    const picks = a.map(() => Math.floor(random() * a.length))
+    const median = (list) => quantile(picks.map((i) => list[i]).sort((x, y) => x - y), 0.5)
+    ratios.push(median(a) / median(b))
   }
+  ratios.sort((x, y) => x - y)
+  return [quantile(ratios, 0.025), quantile(ratios, 0.975)]
+}
+
+const layout = variants.some((v) => v.name === 'installed') ? installedLayout() : null
+if (layout) variants.find((v) => v.name === 'installed').program = join(layout, 'privsep.mjs')
+const times = new Map(variants.map((v) => [v.name, []]))
+try {
+  // One warm-up round, not counted: page cache, the addon, nobody's passwd entry.
+  for (const variant of variants) await once(variant)
+  for (let round = 0; round < runs; round++) {
+    for (let k = 0; k < variants.length; k++) {
+      const variant = variants[(round + k) % variants.length]
+      times.get(variant.name).push(await once(variant))
+    }
+  }
+} finally {
+  if (layout) rmSync(layout, { recursive: true, force: true })
 }
 
 const stats = new Map()
@@ -131,11 +182,15 @@ for (const [name, s] of stats) {
 }
 console.log('\nratios of medians (row / column)')
 const names = [...stats.keys()]
-console.log('          ' + names.map((n) => n.padStart(9)).join(''))
+console.log('          ' + names.map((n) => n.padStart(10)).join(''))
 for (const row of names) {
-  console.log(row.padEnd(10) + names.map((col) => (stats.get(row).median / stats.get(col).median).toFixed(2).padStart(9)).join(''))
+  console.log(row.padEnd(10) + names.map((col) => (stats.get(row).median / stats.get(col).median).toFixed(2).padStart(10)).join(''))
 }
-if (stats.has('privsep') && stats.has('spawn')) {
-  const ratio = stats.get('privsep').median / stats.get('spawn').median
-  console.log(`\ntarget (privsep no slower than the hand-written spawn): ${ratio <= 1 ? 'met' : 'NOT met'}, privsep/spawn = ${ratio.toFixed(2)}`)
+if (stats.has('spawn')) {
+  console.log('\ntarget: privsep no slower than the hand-written spawn (95% interval by resampling rounds)')
+  for (const name of ['privsep', 'installed'].filter((n) => stats.has(n))) {
+    const ratio = stats.get(name).median / stats.get('spawn').median
+    const [lo, hi] = ratioInterval(times.get(name), times.get('spawn'))
+    console.log(`  ${name}/spawn = ${ratio.toFixed(3)} [${lo.toFixed(3)}, ${hi.toFixed(3)}]: ${ratio <= 1 ? 'met' : 'NOT met'}`)
+  }
 }
