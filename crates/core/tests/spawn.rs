@@ -23,17 +23,21 @@ fn run(command: &Command) -> ExitStatus {
     spawn::wait(spawn::spawn(command).unwrap()).unwrap()
 }
 
+/// The status of a child that exited with `code`.
+fn exited(code: i32) -> ExitStatus {
+    ExitStatus {
+        code: Some(code),
+        signal: None,
+    }
+}
+
 #[test]
 fn the_child_runs_as_the_user_with_its_exit_code() {
-    let status = run(&shell(
-        "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3",
-    ));
     assert_eq!(
-        status,
-        ExitStatus {
-            code: Some(3),
-            signal: None
-        }
+        run(&shell(
+            "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3",
+        )),
+        exited(3)
     );
 }
 
@@ -45,14 +49,7 @@ fn passed_descriptors_arrive_at_3_with_the_protocol_variables() {
         fd: file.as_raw_fd(),
         passed: Passed::File("/etc/hostname".into()),
     }];
-    let status = run(&command);
-    assert_eq!(
-        status,
-        ExitStatus {
-            code: Some(0),
-            signal: None
-        }
-    );
+    assert_eq!(run(&command), exited(0));
 }
 
 #[test]
@@ -109,12 +106,5 @@ fn users_groups_and_strings_are_checked_before_forking() {
 fn a_named_group_replaces_the_primary_group() {
     let mut command = shell("[ $(id -g) = 0 ] || exit 9");
     command.group = Some("root".into());
-    let status = run(&command);
-    assert_eq!(
-        status,
-        ExitStatus {
-            code: Some(0),
-            signal: None
-        }
-    );
+    assert_eq!(run(&command), exited(0));
 }
