@@ -47,6 +47,9 @@ test('a registered socket unregisters itself on close; unregister is idempotent;
   await until(() => reg.size === 3, 'three registrations')
   let doneResolved = false
   const done = reg.done().then(() => { doneResolved = true })
+  reg.register(accepted[0], 'imap', 'public') // again, under other labels: still one entry
+  assert.equal(reg.size, 3)
+  assert.equal(accepted[0].listenerCount('close'), 1, 'registering again adds no second close listener')
   reg.unregister(accepted[0])
   reg.unregister(accepted[0])
   assert.equal(reg.size, 2)

@@ -27,9 +27,9 @@ import { createHttpTerminator } from 'http-terminator'
 import pino from 'pino'
 import { Lifecycle, Privsep } from 'privsep'
 import stoppable from 'stoppable'
+import { median, ratio } from './stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 
 
 /** Child: opens connections on request, each with one request in flight; reports when all closed. */
@@ -135,9 +135,9 @@ async function main () {
       console.log(`  ${name.padEnd(16)} ${median(times[name].own).toFixed(1).padStart(9)} ${median(times[name].closed).toFixed(1).padStart(11)}   ${times[name].closed.map((x) => x.toFixed(1)).join(' ')}`)
     }
     if (times.privsep) {
-      const p = median(times.privsep.closed)
+      const p = times.privsep.closed
       for (const name of names.filter((n) => n !== 'privsep')) {
-        console.log(`  ratio ${name}/privsep: all closed ${(median(times[name].closed) / p).toFixed(2)}, own done vs privsep done() ${(median(times[name].own) / p).toFixed(2)}  (target > 1)`)
+        console.log(`  ratio ${name}/privsep: all closed ${ratio(times[name].closed, p).text}, own done vs privsep done() ${ratio(times[name].own, p).text}  (target > 1)`)
       }
     }
   }

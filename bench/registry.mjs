@@ -17,9 +17,9 @@ import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pino from 'pino'
 import { ConnectionRegistry, Lifecycle, Privsep } from 'privsep'
+import { median, ratio } from './stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
-const median = (xs) => { const s = [...xs].sort((a, b) => a - b); const m = s.length >> 1; return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2 }
 
 if (process.argv[2] === 'server') await runServer(process.argv[3])
 else {
@@ -76,7 +76,7 @@ async function micro () {
   console.log('\nregister+unregister of a real socket (median of 35 samples of 100,000 cycles)')
   console.log(`  bare Map set+delete      ${m.toFixed(1)} ns`)
   console.log(`  registry                 ${r.toFixed(1)} ns`)
-  console.log(`  ratio registry/Map       ${(r / m).toFixed(2)}  (target <= 2)`)
+  console.log(`  ratio registry/Map       ${ratio(samples.registry, samples.map).text}  (target <= 2)`)
   for (const c of clients) c.destroy()
   server.close()
 }
@@ -122,6 +122,6 @@ async function httpLoad () {
     console.log(`\nHTTP ${mode}, ${rounds} alternating rounds of ${seconds} s (requests/s, medians)`)
     console.log(`  without registry   ${p.toFixed(0)}   rounds: ${rps.plain.map((x) => x.toFixed(0)).join(' ')}`)
     console.log(`  with serve()       ${r.toFixed(0)}   rounds: ${rps.registry.map((x) => x.toFixed(0)).join(' ')}`)
-    console.log(`  ratio with/without ${(r / p).toFixed(3)}  (target >= 0.98)`)
+    console.log(`  ratio with/without ${ratio(rps.registry, rps.plain).text}  (target >= 0.98)`)
   }
 }

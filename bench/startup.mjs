@@ -13,6 +13,7 @@ import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { quantile, ratio } from './stats.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const dir = join(root, 'bench', 'startup')
@@ -128,30 +129,6 @@ async function once (variant) {
   return ms
 }
 
-function quantile (sorted, q) {
-  const i = (sorted.length - 1) * q
-  const lo = Math.floor(i)
-  return sorted[lo] + (sorted[Math.ceil(i)] - sorted[lo]) * (i - lo)
-}
-
-/**
- * 95% interval of median(a) / median(b), by resampling whole rounds (a[i] and b[i] ran in the
- * same round, so the pairing keeps the noise they shared). Seeded: the same data prints the same
- * interval.
- */
-function ratioInterval (a, b, resamples = 2000) {
-  let seed = 1
-  const random = () => { seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; return seed / 2 ** 32 }
-  const ratios = []
-  for (let r = 0; r < resamples; r++) {
-    const picks = a.map(() => Math.floor(random() * a.length))
-    const median = (list) => quantile(picks.map((i) => list[i]).sort((x, y) => x - y), 0.5)
-    ratios.push(median(a) / median(b))
-  }
-  ratios.sort((x, y) => x - y)
-  return [quantile(ratios, 0.025), quantile(ratios, 0.975)]
-}
-
 const layout = variants.some((v) => v.name === 'installed') ? installedLayout() : null
 if (layout) variants.find((v) => v.name === 'installed').program = join(layout, 'privsep.mjs')
 const times = new Map(variants.map((v) => [v.name, []]))
@@ -189,8 +166,7 @@ for (const row of names) {
 if (stats.has('spawn')) {
   console.log('\ntarget: privsep no slower than the hand-written spawn (95% interval by resampling rounds)')
   for (const name of ['privsep', 'installed'].filter((n) => stats.has(n))) {
-    const ratio = stats.get(name).median / stats.get('spawn').median
-    const [lo, hi] = ratioInterval(times.get(name), times.get('spawn'))
-    console.log(`  ${name}/spawn = ${ratio.toFixed(3)} [${lo.toFixed(3)}, ${hi.toFixed(3)}]: ${ratio <= 1 ? 'met' : 'NOT met'}`)
+    const r = ratio(times.get(name), times.get('spawn'))
+    console.log(`  ${name}/spawn = ${r.text}: ${r.value <= 1 ? 'met' : 'NOT met'}`)
   }
 }

@@ -111,8 +111,10 @@ export class ConnectionRegistry {
   register (socket: Connection, protocol: string, listener: string): void {
     if (!this.#metricsReady) this.#lazyMetrics()
     const group = this.#group(protocol, listener)
-    if (this.#sockets.get(socket) === undefined) socket.on('close', this.#onClose)
+    const size = this.#sockets.size
     this.#sockets.set(socket, group)
+    // A new entry (not a re-registration under other labels) needs the 'close' listener.
+    if (this.#sockets.size !== size) socket.on('close', this.#onClose)
     if (this.closing) {
       group.log.warn('connection registered after shutdown started: closing it')
       this.#destroy(socket, this.#forceError ?? shutdownError('registered after shutdown started'))
@@ -124,17 +126,18 @@ export class ConnectionRegistry {
 
   /** Stops tracking `socket`. Idempotent. */
   unregister (socket: Connection): void {
-    if (this.#sockets.has(socket)) socket.removeListener('close', this.#onClose)
-    this.#remove(socket)
+    if (this.#remove(socket)) socket.removeListener('close', this.#onClose)
   }
 
-  #remove (socket: Connection): void {
-    if (!this.#sockets.delete(socket)) return
+  /** Forgets `socket`; false if it was not registered. */
+  #remove (socket: Connection): boolean {
+    if (!this.#sockets.delete(socket)) return false
     if (this.#sockets.size === 0 && this.#idle !== undefined) {
       const idle = this.#idle
       this.#idle = undefined
       idle.resolve()
     }
+    return true
   }
 
   /**

@@ -12,6 +12,7 @@
 // harness read the reply.
 import { spawn } from 'node:child_process'
 import net from 'node:net'
+import { median } from '../../stats.mjs'
 
 const runs = Number(process.argv[2] ?? 15)
 const programs = process.argv.length > 3 ? process.argv.slice(3) : ['spawn.mjs', 'privsep.mjs']
@@ -52,10 +53,6 @@ async function once (program, port) {
   }
 }
 
-const median = (list) => {
-  const s = [...list].sort((a, b) => a - b)
-  return (s[Math.floor((s.length - 1) / 2)] + s[Math.ceil((s.length - 1) / 2)]) / 2
-}
 const results = Object.fromEntries(programs.map((p) => [p, []]))
 for (let i = 0; i < runs; i++) {
   for (const [k, p] of programs.entries()) results[p].push(await once(p, 741 + k))
