@@ -31,7 +31,6 @@ import { median, ratio } from './stats.mjs'
 
 const self = fileURLToPath(import.meta.url)
 
-
 /** Child: opens connections on request, each with one request in flight; reports when all closed. */
 function holdClients () {
   let sockets = []
