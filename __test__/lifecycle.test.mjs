@@ -111,7 +111,10 @@ test('with exit: false an embedder awaits the shutdown; startShutdown is idempot
   assert.equal(lc.context.reason.code, 'ERR_PRIVSEP_SHUTDOWN')
   assert.equal(lines.filter((l) => l.msg === 'shutdown started: no longer accepting').length, 1)
   assert.equal(client.destroyed || client.readableEnded, true)
-  server.close()
+  await new Promise((resolve) => server.close(resolve))
+  // npm test ends each file once its tests are done (--test-force-exit), so a timer the
+  // lifecycle left behind would not show as a hang: look for one.
+  assert.deepEqual(process.getActiveResourcesInfo().filter((r) => r === 'Timeout'), [], 'no timer left behind')
 })
 
 test('connections that never close: the shutdown ends after closeTimeoutMs with exit code 1', async () => {
