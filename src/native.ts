@@ -1,5 +1,5 @@
 // The addon loader and the addon's types, kept by hand (napi build writes none without
-// napi-derive); __test__/native.test.mjs checks that they match what the addon exports.
+// napi-derive); __test__/package.test.mjs checks that they match what the addon exports.
 // Builtins come from process.getBuiltinModule, not `import`: see src/index.ts.
 const fs = process.getBuiltinModule('node:fs')
 const path = process.getBuiltinModule('node:path')
