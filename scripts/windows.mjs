@@ -165,7 +165,8 @@ try {
   for (const name of readdirSync(suite)) if (name.endsWith('.mjs')) copyFileSync(join(suite, name), join(tests, name))
   const files = readdirSync(tests).filter((name) => name.endsWith('.win.mjs')).sort()
   step(`running ${files.length} files with node ${native ? process.version : `${nodeWin.version} (node.exe under wine)`}`)
-  const run = runNode(exe, ['--test', '--test-concurrency=1', '--test-reporter=spec', ...files.map((name) => join('tests', name).replace(/\//g, '\\'))], project)
+  // --test-force-exit as in npm test (scripts/test.mjs says why).
+  const run = runNode(exe, ['--test', '--test-concurrency=1', '--test-force-exit', '--test-reporter=spec', ...files.map((name) => join('tests', name).replace(/\//g, '\\'))], project)
   process.stdout.write(run.stdout)
   process.stderr.write(run.stderr)
   step(`finished in ${((Date.now() - started) / 1000).toFixed(1)} s, exit status ${run.status ?? run.signal}`)
