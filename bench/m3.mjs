@@ -1,7 +1,0 @@
-const r = import.meta.resolve('privsep')
-const a = performance.now()
-const m = await import(r)
-const b = performance.now()
-m.listen('tcp','127.0.0.1:0')
-const c = performance.now()
-console.log('import', (b-a).toFixed(2), 'listen', (c-b).toFixed(2))
