@@ -8,7 +8,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { Privsep } from 'privsep'
-import { nobody, runToEnd, secretFile, tempDir } from './helpers.mjs'
+import { fixtures, nobody, runToEnd, secretFile, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-errors-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -115,15 +115,19 @@ test('calls after forkExecUnprivileged in the parent: ERR_PRIVSEP_STATE', async 
   assert.deepEqual(lines[2].ok, { code: 0, signal: null })
 })
 
-test('a drop that leaves root regainable: ERR_PRIVSEP_PRIVILEGE_DROP, no child runs', async () => {
-  // With SECBIT_NO_SETUID_FIXUP the kernel keeps capabilities across setuid: the child could
-  // setuid(0) again. The post-drop check must catch it and stop the child before exec.
+test('a drop that leaves capabilities behind: ERR_PRIVSEP_PRIVILEGE_DROP, no child runs', async () => {
+  // A root process with an inheritable capability, where capset(2) is a no-op
+  // (fixtures/fake-capset.c): the child as nobody would keep it, and setuid(0) still fails,
+  // so only the post-drop capget check can stop it before exec.
+  const fake = path.join(dir, 'fake-capset')
+  execFileSync('cc', ['-o', fake, path.join(fixtures, 'fake-capset.c')])
   const lines = await probe({
     steps: [['listen', 'tcp4', '127.0.0.1:90'], ['fork', { user: 'nobody', exit: false }]],
     childSteps: [['exit', 0]]
-  }, { prefix: ['setpriv', '--securebits', '+no_setuid_fixup'] })
+  }, { prefix: ['setpriv', '--inh-caps', '+net_raw', fake] })
   assert.equal(lines.length, 2)
   assert.equal(lines[1].code, 'ERR_PRIVSEP_PRIVILEGE_DROP', lines[1].message)
+  assert.match(lines[1].message, /capability/)
 })
 
 describe('as nobody, not started by a privsep parent', () => {

@@ -5,8 +5,9 @@ import assert from 'node:assert/strict'
 import net from 'node:net'
 import { Duplex, Writable } from 'node:stream'
 import { test } from 'node:test'
+import { setTimeout as sleep } from 'node:timers/promises'
 import pino from 'pino'
-import { Lifecycle } from 'privsep'
+import { duplicateSignalMs, Lifecycle } from 'privsep'
 import { start } from './helpers.mjs'
 
 /** Starts lifecycle-server.mjs and waits for its 'ready' line. */
@@ -76,6 +77,8 @@ test('a second signal during the shutdown forces the exit at once (128 + signal 
     const line = await run.next()
     if (line.event === 'shutdown-abort') break
   }
+  // Later than duplicateSignalMs: a repeat within it is the same request delivered twice.
+  await sleep(duplicateSignalMs + 100)
   run.child.kill('SIGTERM')
   const { code, signal } = await run.exited
   assert.equal(signal, null)

@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -28,7 +28,7 @@ test('every napi target has an npm/ package in step with the main package', () =
     assert.deepEqual(manifest.os, [p.platform])
     assert.deepEqual(manifest.cpu, [p.arch])
     assert.equal(manifest.main, p.binary)
-    assert.deepEqual(manifest.files, [p.binary])
+    assert.deepEqual(manifest.files, p.monitor ? [p.binary, p.monitor] : [p.binary])
     if (p.platform === 'linux') assert.deepEqual(manifest.libc, [p.abi === 'musl' ? 'musl' : 'glibc'])
     else assert.equal(manifest.libc, undefined, `npm/${p.platformArchABI}: npm on ${p.platform} rejects a libc field`)
     assert.equal(publishManifest().optionalDependencies[p.packageName], main.version)
@@ -43,7 +43,7 @@ test('the published main package carries what the runtime needs', () => {
   const listing = JSON.parse(spawnSync('npm', ['pack', '--dry-run', '--json'], { cwd: root, encoding: 'utf8' }).stdout)[0]
   const packed = new Set(listing.files.map((f) => f.path))
   for (const entry of [mainManifest().main, mainManifest().types]) assert.ok(packed.has(entry), `${entry} is not packed`)
-  assert.ok(![...packed].some((path) => path.endsWith('.node')), 'the main package must not carry a binary')
+  assert.ok(![...packed].some((path) => path.endsWith('.node') || path.includes('privsep-monitor')), 'the main package must not carry a binary')
 })
 
 /** A directory holding only `node` and `npm`, to be the whole PATH: no cargo, no rustc. */
@@ -102,7 +102,7 @@ describe('installed from the packed tarballs, without cargo', { skip: !isRoot &&
     const tarballs = join(dir, 'tarballs')
     mkdirSync(tarballs)
     const main = packMain(tarballs)
-    const platform = packPlatform(triple, tarballs, addon)
+    const platform = packPlatform(triple, tarballs, addon, join(root, `privsep-monitor.${triple}`))
 
     env = { ...process.env, PATH: toolchainFreeBin(dir), npm_config_update_notifier: 'false' }
     for (const name of Object.keys(env)) if (/^(CARGO|RUSTC|RUSTUP)/.test(name)) delete env[name]
@@ -120,6 +120,8 @@ describe('installed from the packed tarballs, without cargo', { skip: !isRoot &&
     assert.equal(install.status, 0, `npm install failed:\n${install.stderr}`)
     assert.ok(existsSync(join(project, 'node_modules', 'privsep', 'dist', 'index.js')))
     assert.ok(!existsSync(join(project, 'node_modules', 'privsep', `privsep.${triple}.node`)), 'no local build in the installed package')
+    const monitor = statSync(join(project, 'node_modules', `privsep-${triple}`, `privsep-monitor.${triple}`))
+    assert.equal(monitor.mode & 0o777, 0o755, 'the installed monitor is executable and writable by root only')
   })
   after(() => rmSync(dir, { recursive: true, force: true }))
 

@@ -45,7 +45,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /**
  * A directory laid out as npm installs privsep, readable by nobody: node_modules/privsep (its
  * package.json and dist/) and node_modules/privsep-<triple> (npm/<triple>/package.json and
- * this checkout's build), with privsep.mjs beside them. Returns the directory.
+ * this checkout's addon and monitor), with privsep.mjs beside them. Returns the directory.
  */
 function installedLayout () {
   const builds = readdirSync(root).filter((name) => /^privsep\..+\.node$/.test(name))
@@ -59,6 +59,7 @@ function installedLayout () {
   cpSync(join(root, 'dist'), join(main, 'dist'), { recursive: true })
   cpSync(join(root, 'npm', triple, 'package.json'), join(platform, 'package.json'))
   cpSync(join(root, builds[0]), join(platform, builds[0]))
+  cpSync(join(root, `privsep-monitor.${triple}`), join(platform, `privsep-monitor.${triple}`))
   cpSync(join(dir, 'privsep.mjs'), join(layout, 'privsep.mjs'))
   return layout
 }

@@ -82,15 +82,14 @@ if (parent || immediate) prepareFiles()
 const smtpListener = listen('tcp', `${args.host}:${ports.smtp}`)
 const httpsListener = listen('tcp', `${args.host}:${ports.https}`)
 const metricsListener = listen('tcp', `127.0.0.1:${ports.metrics}`)
-const unixListener = listen('unix', socketPath)
+const unixListener = listen('unix', socketPath, { mode: 0o666 }) // anyone may connect; the directory is root's; a stale file from the last run is replaced
 const keyFd = openPrivileged(files.key)
 const certFd = openPrivileged(files.cert)
 
 if (parent) {
-  fs.chmodSync(socketPath, 0o666) // anyone may connect; the directory is root's
   log.info({ smtp: smtpListener.addr, https: httpsListener.addr, metrics: metricsListener.addr, unix: socketPath, key: files.key },
     'root parent: bound the listeners and opened the key; starting this program again as %s', args.user)
-  await forkExecUnprivileged({ user: args.user }) // the parent waits here and ends the way the child ends
+  await forkExecUnprivileged({ user: args.user }) // root becomes privsep-monitor here, which ends the way the child ends
 }
 
 // From here on: the unprivileged child (or, with --immediate, the only process).
@@ -168,7 +167,6 @@ function prepareFiles () {
     process.exit(1)
   }
   fs.chmodSync(dir, 0o711)
-  if (fs.existsSync(socketPath)) fs.unlinkSync(socketPath) // a stale socket from the last run
   if (fs.existsSync(files.key) && fs.existsSync(files.cert)) return
   const tmpKey = `${files.key}.${process.pid}`
   const tmpCert = `${files.cert}.${process.pid}`

@@ -4,7 +4,7 @@
 // not yet published. Used by the publish job, by __test__/pack.test.mjs and from the command
 // line: `node scripts/pack.mjs [--out DIR] [--sync]` (--sync writes the main version into npm/*).
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -15,7 +15,10 @@ export const root = fileURLToPath(new URL('..', import.meta.url))
 const readJson = (path) => JSON.parse(readFileSync(path, 'utf8'))
 export const mainManifest = () => readJson(join(root, 'package.json'))
 
-/** One entry per napi target: its npm/ folder, package name and binary file name. */
+/**
+ * One entry per napi target: its npm/ folder, package name, addon file name and, except on
+ * Windows (which has no monitor), the monitor executable's file name.
+ */
 export function platforms (manifest = mainManifest()) {
   const { binaryName, targets } = manifest.napi
   return targets.map((target) => {
@@ -28,7 +31,8 @@ export function platforms (manifest = mainManifest()) {
       abi,
       dir: join(root, 'npm', platformArchABI),
       packageName: `${manifest.name}-${platformArchABI}`,
-      binary: `${binaryName}.${platformArchABI}.node`
+      binary: `${binaryName}.${platformArchABI}.node`,
+      monitor: platform === 'win32' ? undefined : `${binaryName}-monitor.${platformArchABI}`
     }
   })
 }
@@ -75,10 +79,11 @@ export function packMain (out) {
 
 /**
  * Packs the platform package for `platformArchABI` (e.g. `linux-x64-gnu`) into `out`. With
- * `binary`, copies that built addon into its npm/ folder first. Refuses a folder whose version
- * is not the main package's or whose binary is missing.
+ * `binary` (and `monitor`), copies that built addon (and monitor) into its npm/ folder first.
+ * Refuses a folder whose version is not the main package's or that lacks a file its `files`
+ * lists.
  */
-export function packPlatform (platformArchABI, out, binary) {
+export function packPlatform (platformArchABI, out, binary, monitor) {
   const p = platforms().find((entry) => entry.platformArchABI === platformArchABI)
   if (!p) throw new Error(`${platformArchABI} is not a napi target in package.json`)
   const version = readJson(join(p.dir, 'package.json')).version
@@ -86,8 +91,39 @@ export function packPlatform (platformArchABI, out, binary) {
     throw new Error(`npm/${platformArchABI} has version ${version}, the main package ${mainManifest().version}: run node scripts/pack.mjs --sync`)
   }
   if (binary) copyFileSync(binary, join(p.dir, p.binary))
-  if (!existsSync(join(p.dir, p.binary))) throw new Error(`npm/${platformArchABI}/${p.binary} is missing: build it or download the artifact first`)
+  if (monitor && p.monitor) {
+    copyFileSync(monitor, join(p.dir, p.monitor))
+    chmodSync(join(p.dir, p.monitor), 0o755)
+  }
+  for (const file of readJson(join(p.dir, 'package.json')).files) {
+    if (!existsSync(join(p.dir, file))) throw new Error(`npm/${platformArchABI}/${file} is missing: build it or download the artifact first`)
+  }
   return pack(p.dir, out)
+}
+
+/**
+ * Builds the monitor for a Rust `target` (with the cargo on PATH) into the package root as
+ * privsep-monitor.<platform>, where the loader looks for a local build and the CI workflow
+ * picks it up beside the addon.
+ */
+export function buildMonitor (target) {
+  const p = platforms().find((entry) => entry.target === target)
+  if (!p?.monitor) throw new Error(`${target}: no monitor is built for this target`)
+  const result = spawnSync('cargo', ['build', '--release', '--locked', '-p', 'privsep-monitor', '--target', target], { cwd: root, stdio: 'inherit' })
+  if (result.status !== 0) throw new Error(`cargo build of privsep-monitor for ${target} failed`)
+  copyFileSync(join(root, 'target', target, 'release', 'privsep-monitor'), join(root, p.monitor))
+  chmodSync(join(root, p.monitor), 0o755)
+}
+
+/** Copies every monitor found under `dir` (downloaded artifacts) into its npm/ folder. */
+function collectMonitors (dir) {
+  for (const p of platforms()) {
+    if (!p.monitor) continue
+    const found = readdirSync(dir, { recursive: true }).find((path) => String(path).endsWith(p.monitor))
+    if (found === undefined) continue
+    copyFileSync(join(dir, String(found)), join(p.dir, p.monitor))
+    chmodSync(join(p.dir, p.monitor), 0o755)
+  }
 }
 
 /** Writes the main package's version into every npm/ package.json. */
@@ -105,9 +141,14 @@ export function syncVersions () {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2)
+  const option = (name) => args.includes(name) ? args[args.indexOf(name) + 1] : undefined
   if (args.includes('--sync')) {
     syncVersions()
+  } else if (option('--monitor')) {
+    buildMonitor(option('--monitor'))
   } else {
+    const monitors = option('--monitors')
+    if (monitors) collectMonitors(resolve(monitors))
     const at = args.indexOf('--out')
     const out = resolve(at >= 0 ? args[at + 1] : '.')
     mkdirSync(out, { recursive: true })

@@ -12,7 +12,7 @@ import type { ConnectionRegistry } from './connections.js'
 export { Privsep } from './privsep.js'
 export { Listener, type ListenOptions, type Network } from './listener.js'
 export { PrivsepError, type PrivsepErrorCode } from './errors.js'
-export { forwardedSignals, type ChildExit, type ForkExecOptions } from './spawn.js'
+export { forwardedSignals, type ChildExit, type ForkExecOptions } from './monitor.js'
 
 /** This process's privsep state: it has one set of passed descriptors and one parent. */
 export const privsep = new Privsep()
@@ -30,12 +30,14 @@ export function setFilesImmediate (on: boolean): void {
 
 // The lifecycle (graceful shutdown, connection registry, metrics), bound to this process's
 // `Lifecycle`: importing installs no signal handler and creates no metric.
-export { Lifecycle, exitCodeUnclean, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle.js'
+export { Lifecycle, exitCodeUnclean, duplicateSignalMs, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle.js'
 export { ConnectionRegistry, type Connection, type ConnectionRegistryOptions } from './connections.js'
 export { defaultMetricName, type MetricsOptions } from './metrics.js'
 export { type ServeOptions } from './serve.js'
 export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()
+// Before the root process becomes the monitor: what the lifecycle logged must be written.
+privsep.beforeHandOff = () => lifecycle.flushLogs()
 export const shutdown: AbortSignal = lifecycle.shutdown
 export const context: AbortSignal = lifecycle.context
 export const connections: ConnectionRegistry = lifecycle.connections

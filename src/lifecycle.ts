@@ -9,7 +9,7 @@ import { PrivsepError } from './errors.js'
 import type { Listener } from './listener.js'
 import { flushLogger, LoggerSource, type Logger } from './log.js'
 import { serve, type ServeOptions } from './serve.js'
-import { supervisingChild } from './spawn.js'
+import { supervisingChild } from './monitor.js'
 
 export interface LifecycleOptions {
   /** The pino logger. Default: `pino({ name: 'privsep' })` writing synchronously to stdout, created on first log. */
@@ -58,6 +58,8 @@ export const exitCodeUnclean = 1
 const defaults = { graceMs: 1000, closeTimeoutMs: 1000, exit: true, exitCode: 0 }
 const flushTimeoutMs = 2000
 const forcedFlushTimeoutMs = 250
+/** The same signal again within this time is one request delivered twice, not a second one. */
+export const duplicateSignalMs = 500
 
 export class Lifecycle {
   readonly #shutdown = new AbortController()
@@ -103,6 +105,14 @@ export class Lifecycle {
   /** Aborted `graceMs` after `shutdown` (or sooner, when no connection remains): abort work in flight. */
   get context (): AbortSignal {
     return this.#context.signal
+  }
+
+  /**
+   * Writes out what the logger buffered (see `flushLogger`); undefined, at once, when no
+   * logger was given or created: nothing to wait for.
+   */
+  flushLogs (): Promise<void> | undefined {
+    return this.#logs.created ? flushLogger(this.#logs.logger, flushTimeoutMs) : undefined
   }
 
   /** The logger shutdown events go to. */
@@ -155,17 +165,24 @@ export class Lifecycle {
   /**
    * Makes `signals` (default SIGTERM and SIGINT) start the shutdown; a second one during the
    * shutdown forces the exit at once with 128 + the signal's number (130 for SIGINT, 143
-   * for SIGTERM). Returns a function that removes the handlers.
+   * for SIGTERM), unless it is the first signal again within `duplicateSignalMs` (one
+   * request that reached the process twice). Returns a function that removes the handlers.
    */
   handleSignals (options: HandleSignalsOptions = {}): () => void {
     const signals = options.signals ?? ['SIGTERM', 'SIGINT']
+    let first: { signal: NodeJS.Signals, at: number } | undefined
     const onSignal = (signal: NodeJS.Signals): void => {
-      // A root parent passes signals to its child, which drains; the parent ends with it.
+      // A process waiting for the monitor it started (exit: false) passes signals on; the
+      // child drains, and this process ends with it.
       if (supervisingChild()) return
       if (this.#stopping === undefined) {
+        first = { signal, at: performance.now() }
         void this.startShutdown(signal)
         return
       }
+      // systemd's default KillMode signals the monitor and the child at once, and the monitor
+      // forwards its copy: the same signal again within moments is that one request.
+      if (first?.signal === signal && performance.now() - first.at < duplicateSignalMs) return
       this.logger.warn({ signal }, 'second signal during shutdown: forcing exit')
       this.forceShutdown(128 + (process.getBuiltinModule('node:os').constants.signals[signal] ?? 0))
     }

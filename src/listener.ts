@@ -7,6 +7,11 @@ export const networks: readonly Network[] = ['tcp', 'tcp4', 'tcp6', 'udp', 'udp4
 export interface ListenOptions {
   /** Listen backlog for stream sockets. Default 511, as Node's. */
   backlog?: number
+  /**
+   * Unix sockets only: the socket file's permissions, e.g. `0o660` (clients need write
+   * permission). Default: as the process's umask leaves them.
+   */
+  mode?: number
 }
 
 /**

@@ -9,29 +9,42 @@ import { fromNative, PrivsepError } from './errors.js'
 /** One passed descriptor as the addon reports and takes it: `[fd, kind, value]`. */
 export type PassedEntry = [fd: number, kind: string, value: string]
 
-export interface SpawnRequest {
+/** What the monitor is told about the child (docs/PROTOCOL.md, "The hand-off"). */
+export interface HandOffRequest {
   program: string
   argv: string[]
   env: string[]
-  passed: PassedEntry[]
   user: string
   group?: string
   umask?: number
+  /** Signal numbers the monitor forwards. */
+  signals: number[]
+  /** The monitor's fd for its report, or -1. */
+  reportFd: number
+  /** Nonzero: the monitor dies with this process. */
+  parentPid: number
+  /** The monitor's descriptors to pass, in order. */
+  passed: PassedEntry[]
+  /** Files the user must be able to read (the program's script). */
+  readable: string[]
 }
+
+/** The monitor's report, decoded: the child's pid, or why it did not start. */
+export type MonitorReport = [pid: number] | [code: string, errno: number, syscall: string, message: string]
 
 export interface Native {
   parseAddress (network: string, address: string): string
-  listen (network: string, address: string, backlog: number): number
+  listen (network: string, address: string, backlog: number, mode?: number): number
   restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): PassedEntry[] | null
-  spawn (request: SpawnRequest): number
-  wait (pid: number): Promise<[code: number | null, signal: number | null]>
-  dieBySignal (signal: number): never
+  handOff (request: HandOffRequest): number
+  execMonitor (path: string, handOffFd: number, keep: number[]): never
+  readReport (text: string): MonitorReport | null
   close (fd: number): void
 }
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, spawn: true, wait: true, dieBySignal: true, close: true }
+  { parseAddress: true, listen: true, restore: true, handOff: true, execMonitor: true, readReport: true, close: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>
@@ -85,7 +98,8 @@ function load (candidate: string): Partial<Native> {
 function reason (err: unknown): string {
   const e = err as NodeJS.ErrnoException
   if (e?.code === 'ERR_MODULE_NOT_FOUND') return 'package not installed'
-  return `${e?.code ? `${e.code}: ` : ''}${String(e?.message ?? err).split('\n')[0]}`
+  const message = String(e?.message ?? err).split('\n')[0]
+  return e?.code && !message.startsWith(e.code) ? `${e.code}: ${message}` : message
 }
 
 /**
@@ -124,6 +138,42 @@ export function native (): Native {
     : `privsep publishes binaries for ${publishedPlatforms.join(', ')}; on ${triple} build it from a checkout with 'npm run build' (needs Rust)`
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
     `privsep could not load its native addon for ${triple} (node ${process.version}); tried:\n${failures.join('\n')}\n${hint}`)
+}
+
+let monitor: string | undefined
+
+/**
+ * The monitor executable, found the way the addon is: a local build at the package root
+ * (`privsep-monitor.<platform>`), then the platform package. Root runs it, so it must be a
+ * regular executable file that neither group nor others can write.
+ */
+export function monitorPath (): string {
+  if (monitor) return monitor
+  const triple = platformTriple()
+  const name = `privsep-monitor.${triple}`
+  const candidates: Array<[string, () => string]> = [
+    [path.join(import.meta.dirname, '..', name), () => path.join(import.meta.dirname, '..', name)],
+    [`privsep-${triple}/${name}`, () => fileURLToPath(import.meta.resolve(`privsep-${triple}/${name}`))]
+  ]
+  const failures: string[] = []
+  for (const [shown, locate] of candidates) {
+    let file: string
+    try {
+      file = locate()
+      const stat = fs.statSync(file)
+      if (!stat.isFile()) throw new Error('not a regular file')
+      fs.accessSync(file, fs.constants.X_OK)
+      if ((stat.mode & 0o022) !== 0) throw new Error(`writable by group or others (mode ${(stat.mode & 0o777).toString(8)}): whoever can write it could run code as root`)
+    } catch (err) {
+      failures.push(`  ${shown}: ${reason(err)}`)
+      continue
+    }
+    monitor = file
+    return file
+  }
+  throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
+    `privsep could not find its monitor executable for ${triple}; tried:\n${failures.join('\n')}\n` +
+    `reinstall privsep so npm installs privsep-${triple}, or build it from a checkout with 'npm run build'`)
 }
 
 function wrap (addon: Native): Native {

@@ -5,7 +5,7 @@ const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
 import { PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
 import { native, type PassedEntry } from './native.js'
-import { spawnChild, superviseChild, type ChildExit, type ForkExecOptions } from './spawn.js'
+import { checkOptions, execMonitor, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
 
@@ -75,6 +75,10 @@ export class Privsep {
     if (!Number.isInteger(backlog) || backlog < 0) {
       throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `backlog must be a non-negative integer, not ${backlog}`)
     }
+    const fileMode = options.mode
+    if (fileMode !== undefined && (network !== 'unix' || !Number.isInteger(fileMode) || fileMode < 0 || fileMode > 0o777)) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `mode is for unix sockets only, an integer from 0 to 0o777, not ${String(fileMode)}`)
+    }
     const addr = native().parseAddress(network, address)
     const key = `${network} ${addr}`
     const mode = this.#mode(`listen(${key})`)
@@ -86,7 +90,7 @@ export class Privsep {
     if (this.#listening.has(key) && (mode === 'parent' || !anyPort)) {
       throw new PrivsepError('ERR_PRIVSEP_ALREADY_LISTENING', `listen(${key}) was already called in this process`)
     }
-    const fd = native().listen(network, addr, backlog)
+    const fd = native().listen(network, addr, backlog, fileMode)
     this.#listening.add(key)
     if (mode === 'immediate') return new Listener(network, addr, fd)
     this.#kept.push([fd, network, addr])
@@ -151,15 +155,16 @@ export class Privsep {
   }
 
   /**
-   * In the root parent: starts this same program as `options.user` with everything listened
-   * and opened so far, closes its own copies, forwards signals, waits, and ends the way the
-   * child ended: the promise never resolves. With `exit: false` it resolves with how the
-   * child ended instead; with filesImmediate, at once with `inProcess: true`.
+   * In the root parent: checks the options, the user and that the user can read the
+   * program, flushes the logs (`beforeHandOff`), then hands everything listened and opened
+   * so far to privsep-monitor, which this process becomes (exec, same pid): the monitor
+   * starts this same program as `options.user`, forwards signals and ends the way the child
+   * ends, so the promise never resolves. With `exit: false` the monitor runs as a child and
+   * the promise resolves with how the program ended; with filesImmediate, at once with
+   * `inProcess: true`.
    */
   async forkExecUnprivileged (options: ForkExecOptions): Promise<ChildExit> {
-    if (typeof options?.user !== 'string' || options.user === '') {
-      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', 'forkExecUnprivileged needs options.user, the user to run as')
-    }
+    checkOptions(options)
     if (this.filesImmediate) return { code: null, signal: null, inProcess: true }
     if (process.platform === 'win32') {
       throw new PrivsepError('ERR_PRIVSEP_UNSUPPORTED',
@@ -167,14 +172,34 @@ export class Privsep {
         'set filesImmediate = true to run in this process instead')
     }
     if (this.#passed || !isRoot()) {
-      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT', `forkExecUnprivileged must run as root (uid ${process.getuid?.()}) in the parent`)
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT', `forkExecUnprivileged must run as root (uid 0) in the parent; this process runs as uid ${process.getuid?.()}`)
     }
     this.#mode('forkExecUnprivileged()')
-    const pid = spawnChild(this.#kept, options)
+    const signals = signalNumbers(options)
+    const kept = this.#kept
+    if (options.exit === false) {
+      const ended = runMonitor(kept, options, signals) // throws here when refused
+      this.#handedOff()
+      return await ended
+    }
+    // Logs written asynchronously would be lost in the exec; without a logger there is
+    // nothing to wait for, and the exec happens before any other JavaScript can run.
+    const flushing = this.beforeHandOff?.()
+    if (flushing !== undefined) await flushing
+    execMonitor(kept, options, signals)
+  }
+
+  /**
+   * Called before this process becomes the monitor: src/index.ts flushes the process's
+   * lifecycle logger here, when one was created.
+   */
+  beforeHandOff: (() => Promise<void> | undefined) | undefined
+
+  /** After the hand-off: this process's copies are closed; no more listen/open/fork. */
+  #handedOff (): void {
     for (const [fd] of this.#kept) native().close(fd)
     this.#kept = []
     this.#spawned = true
-    return await superviseChild(pid, options)
   }
 
   #claimSocket (key: string): number {

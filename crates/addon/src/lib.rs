@@ -5,12 +5,12 @@
 mod js;
 
 use js::{Cx, Fail};
+use privsep_core::handoff::{self, Handoff, Report};
+use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
 use privsep_core::socket::{self, Endpoint};
-use privsep_core::spawn::{self, Command, ExitStatus};
-use privsep_core::Result;
+use privsep_core::spawn;
 use privsep_node_api::*;
-use std::os::raw::c_void;
 use std::ptr;
 
 /// `parseAddress(network, address): string`: the canonical form, or a throw.
@@ -21,23 +21,28 @@ unsafe extern "C" fn parse_address(env: napi_env, info: napi_callback_info) -> n
     })
 }
 
-/// `listen(network, address, backlog): number`: a bound (and listening) socket's fd.
+/// `listen(network, address, backlog, mode?): number`: a bound (and listening) socket's fd.
 unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let endpoint = Endpoint::parse(&cx.string(args[0], "network")?, &cx.string(args[1], "address")?)?;
-        let fd = socket::listen(&endpoint, cx.int(args[2], "backlog")?)?;
+        let mode = cx.optional_number(args[3], "mode")?.map(|m| m as u32);
+        let fd = socket::listen(&endpoint, cx.int(args[2], "backlog")?, mode)?;
         cx.create_number(fd as f64)
     })
 }
 
 /// `restore(pid, fds, files, ppid): null | [fd, kind, value][]`: decodes the protocol
-/// variables (undefined when unset) and validates every descriptor.
+/// variables (undefined when unset) and validates every descriptor. A child of privsep
+/// first makes itself not dumpable, so no other process of its uid can take its descriptors.
 unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let pid = cx.optional_string(args[0], protocol::PID)?;
         let fds = cx.optional_string(args[1], protocol::FDS)?;
         let files = cx.optional_string(args[2], protocol::FILES)?;
         let ppid = cx.int(args[3], "ppid")? as u32;
+        if pid.is_some() || fds.is_some() || files.is_some() {
+            process::set_not_dumpable()?;
+        }
         let entries = match protocol::decode(pid.as_deref(), fds.as_deref(), files.as_deref(), ppid)? {
             None => return cx.null(),
             Some(entries) => entries,
@@ -57,8 +62,11 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
     })
 }
 
-/// `spawn({ program, argv, env, passed: [fd, kind, value][], user, group?, umask? }): number`.
-unsafe extern "C" fn spawn_child(env: napi_env, info: napi_callback_info) -> napi_value {
+/// `handOff({ program, argv, env, user, group?, umask?, signals, reportFd, parentPid,
+/// passed: [fd, kind, value][], readable: string[] }): number`: resolves the user, checks as
+/// that user that `program` can be executed and `readable` read, and returns a close-on-exec
+/// descriptor of the encoded hand-off description.
+unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let options = args[0];
         let passed = cx
@@ -76,91 +84,85 @@ unsafe extern "C" fn spawn_child(env: napi_env, info: napi_callback_info) -> nap
                 })
             })
             .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        let signals = cx
+            .elements(cx.property(options, "signals")?, "signals")?
+            .into_iter()
+            .map(|s| cx.int(s, "signal"))
+            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        let user = cx.string(cx.property(options, "user")?, "user")?;
+        let group = cx.optional_string(cx.property(options, "group")?, "group")?;
+        let ids = spawn::resolve(&user, group.as_deref())?;
+        let program = cx.string(cx.property(options, "program")?, "program")?;
+        spawn::check_access(&user, &ids, &program, true)?;
+        for path in cx.strings(cx.property(options, "readable")?, "readable")? {
+            spawn::check_access(&user, &ids, &path, false)?;
+        }
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
-        let command = Command {
-            program: cx.string(cx.property(options, "program")?, "program")?,
+        let handoff = Handoff {
+            program,
             argv: cx.strings(cx.property(options, "argv")?, "argv")?,
             env: cx.strings(cx.property(options, "env")?, "env")?,
+            user,
+            ids,
+            // Not a whole number in range: a value the decoder below refuses.
+            umask: umask.map_or(handoff::KEEP_UMASK, |m| {
+                if m.fract() == 0.0 && (0.0..=511.0).contains(&m) {
+                    m as u32
+                } else {
+                    handoff::KEEP_UMASK - 1
+                }
+            }),
+            signals,
+            report_fd: cx.int(cx.property(options, "reportFd")?, "reportFd")?,
+            parent_pid: cx.int(cx.property(options, "parentPid")?, "parentPid")? as u32,
             passed,
-            user: cx.string(cx.property(options, "user")?, "user")?,
-            group: cx.optional_string(cx.property(options, "group")?, "group")?,
-            umask: umask.map(|m| m as u32),
         };
-        cx.create_number(spawn::spawn(&command)? as f64)
+        // What the monitor will refuse, refused here, where it can still be thrown.
+        handoff::decode(&handoff::encode(&handoff))?;
+        cx.create_number(process::handoff_file(&handoff)? as f64)
     })
 }
 
-struct WaitJob {
-    pid: u32,
-    deferred: napi_deferred,
-    work: napi_async_work,
-    status: Option<Result<ExitStatus>>,
-}
-
-/// `wait(pid): Promise<[code | null, signal | null]>`: waits on a libuv pool thread.
-unsafe extern "C" fn wait(env: napi_env, info: napi_callback_info) -> napi_value {
+/// `execMonitor(path, handoffFd, keep: number[]): never`: replaces this process with the
+/// monitor; throws only if the exec failed.
+unsafe extern "C" fn exec_monitor(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
-        let pid = cx.int(args[0], "pid")? as u32;
-        let mut deferred = ptr::null_mut();
-        let mut promise = ptr::null_mut();
-        cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
-        let job = Box::into_raw(Box::new(WaitJob {
-            pid,
-            deferred,
-            work: ptr::null_mut(),
-            status: None,
-        }));
-        let name = cx.create_string("privsep:wait")?;
-        let created = napi_create_async_work(
-            env,
-            ptr::null_mut(),
-            name,
-            Some(wait_execute),
-            Some(wait_complete),
-            job.cast(),
-            &mut (*job).work,
-        );
-        if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
-            drop(Box::from_raw(job));
-            return Err(Fail::Napi);
-        }
-        Ok(promise)
+        let path = cx.string(args[0], "path")?;
+        let fd = cx.int(args[1], "handoffFd")?;
+        let mut keep = cx
+            .elements(args[2], "keep")?
+            .into_iter()
+            .map(|v| cx.int(v, "fd"))
+            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        keep.push(fd);
+        Err(Fail::Core(process::exec_keeping(
+            &path,
+            &[path.clone(), fd.to_string()],
+            &keep,
+        )))
     })
 }
 
-unsafe extern "C" fn wait_execute(_env: napi_env, data: *mut c_void) {
-    // SAFETY: `data` is the WaitJob from `wait`, touched only by this thread until complete.
-    let job = &mut *(data as *mut WaitJob);
-    job.status = Some(std::panic::catch_unwind(|| spawn::wait(job.pid)).unwrap_or_else(|_| {
-        Err(privsep_core::Error::invalid(
-            "ERR_PRIVSEP_INTERNAL",
-            "panic while waiting for the child",
-        ))
-    }));
-}
-
-unsafe extern "C" fn wait_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
-    // SAFETY: `data` is the boxed WaitJob from `wait`; complete runs once, on the JS thread.
-    let job = Box::from_raw(data as *mut WaitJob);
-    let cx = Cx::new(env);
-    let outcome = match job.status {
-        Some(Ok(status)) => {
-            let number = |n: Option<i32>| n.map_or_else(|| cx.null(), |n| cx.create_number(n as f64));
-            number(status.code).and_then(|c| number(status.signal).and_then(|s| cx.array(&[c, s])))
+/// `readReport(text): [pid] | [code, errno, syscall, message] | null`: the monitor's report,
+/// decoded; null for anything that is not one.
+unsafe extern "C" fn read_report(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        match handoff::decode_report(cx.string(args[0], "report")?.as_bytes()) {
+            None => cx.null(),
+            Some(Report::Started(pid)) => cx.array(&[cx.create_number(pid as f64)?]),
+            Some(Report::Failed {
+                code,
+                errno,
+                syscall,
+                message,
+            }) => cx.array(&[
+                cx.create_string(&code)?,
+                cx.create_number(errno as f64)?,
+                cx.create_string(&syscall)?,
+                cx.create_string(&message)?,
+            ]),
         }
-        Some(Err(err)) => Err(Fail::Core(err)),
-        None => Err(Fail::invalid("the wait was cancelled")),
-    };
-    match outcome {
-        Ok(value) => napi_resolve_deferred(env, job.deferred, value),
-        Err(fail) => napi_reject_deferred(env, job.deferred, cx.error(fail)),
-    };
-    napi_delete_async_work(env, job.work);
-}
-
-/// `dieBySignal(signal): never`.
-unsafe extern "C" fn die_by_signal(env: napi_env, info: napi_callback_info) -> napi_value {
-    js::export(env, info, |cx, args| spawn::die_by_signal(cx.int(args[0], "signal")?))
+    })
 }
 
 /// `close(fd): void`.
@@ -182,9 +184,9 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
-        ("spawn", Some(spawn_child)),
-        ("wait", Some(wait)),
-        ("dieBySignal", Some(die_by_signal)),
+        ("handOff", Some(hand_off)),
+        ("execMonitor", Some(exec_monitor)),
+        ("readReport", Some(read_report)),
         ("close", Some(close)),
     ];
     for (name, function) in functions {

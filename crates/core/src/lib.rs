@@ -1,8 +1,11 @@
 //! privsep's system work, with no Node in sight: listening sockets, validation of inherited
-//! descriptors, spawning the program again as an unprivileged user, and the environment
-//! protocol between the root parent and that child (docs/PROTOCOL.md).
+//! descriptors, the hand-off to the monitor, spawning the program again as an unprivileged
+//! user, the monitor's process work, and the environment protocol between the root side and
+//! that child (docs/PROTOCOL.md).
 
 pub mod error;
+pub mod handoff;
+pub mod process;
 pub mod protocol;
 pub mod socket;
 pub mod spawn;

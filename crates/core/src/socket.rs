@@ -2,8 +2,9 @@
 //! and checking in the child that an inherited descriptor is exactly what was declared (the
 //! checks of systemd's `sd_is_socket_sockaddr`).
 
-use crate::sys;
+use crate::sys::{self, ENOTSOCK};
 use crate::{Error, Result};
+use std::ffi::CString;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -157,15 +158,68 @@ impl fmt::Display for Endpoint {
 }
 
 /// Creates, binds and (for streams) listens; returns the descriptor, close-on-exec, which the
-/// caller now owns.
-pub fn listen(endpoint: &Endpoint, backlog: i32) -> Result<i32> {
+/// caller now owns. A unix socket file left by an earlier run (nobody accepts on it) is
+/// replaced; anything else at the path is refused and kept. `mode` sets the socket file's
+/// permissions (unix only).
+pub fn listen(endpoint: &Endpoint, backlog: i32, mode: Option<u32>) -> Result<i32> {
+    let what = || format!("{} {}", endpoint.network.name(), endpoint);
+    if let Address::Path(path) = &endpoint.address {
+        remove_stale(path)?;
+    }
     sys::listen_socket(
         &endpoint.address,
         endpoint.network.is_stream(),
         endpoint.v6only(),
         backlog,
+        mode,
     )
-    .map_err(|e| e.about(format!("{} {}", endpoint.network.name(), endpoint)))
+    .map_err(|e| e.about(what()))
+}
+
+fn c_path(path: &str) -> Result<CString> {
+    CString::new(path).map_err(|_| {
+        Error::invalid(
+            "ERR_PRIVSEP_INVALID_ARGUMENT",
+            format!("unix socket path {:?} contains a NUL byte", path),
+        )
+    })
+}
+
+/// Removes the socket file at `path` if it is stale: a socket on which connect is refused.
+fn remove_stale(path: &str) -> Result<()> {
+    let c = c_path(path)?;
+    match socket_file(path)? {
+        Some(_) if !sys::accepts_connections(&Address::Path(path.to_string())).map_err(|e| e.about(path))? => {
+            sys::unlink(&c).map_err(|e| e.about(format!("stale unix socket {}", path)))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `(device, inode)` of the unix socket file at `path`; `None` when nothing is there; a
+/// file of another type is refused with `ERR_PRIVSEP_SOCKET_PATH`.
+pub fn socket_file(path: &str) -> Result<Option<(u64, u64)>> {
+    sys::socket_file(&c_path(path)?).map_err(|e| {
+        if e.err.raw_os_error() == Some(ENOTSOCK) {
+            Error::invalid(
+                "ERR_PRIVSEP_SOCKET_PATH",
+                format!(
+                    "unix {}: something that is not a socket is at this path; privsep replaces only stale sockets, so nothing was deleted: remove it or choose another path",
+                    path
+                ),
+            )
+        } else {
+            e.about(format!("unix {}", path))
+        }
+    })
+}
+
+/// Removes the socket file at `path` if it is still the one identified by `file`.
+pub fn remove_socket_file(path: &str, file: (u64, u64)) -> Result<()> {
+    if socket_file(path)? == Some(file) {
+        sys::unlink(&c_path(path)?).map_err(|e| e.about(format!("unix {}", path)))?;
+    }
+    Ok(())
 }
 
 /// Checks that inherited `fd` is the socket `endpoint` declares: a socket, of its type,

@@ -1,5 +1,7 @@
-//! Spawning this program again as an unprivileged user, with the passed descriptors at 3..
-//! and the environment protocol set, then waiting for it and ending the way it ended.
+//! Starting the program again as an unprivileged user, with the passed descriptors at 3..
+//! and the environment protocol set: what the monitor does after the hand-off. The user is
+//! resolved, and the program checked, in the Node process before it (see `resolve`,
+//! `check_access`).
 
 use crate::protocol::{self, Entry};
 use crate::sys;
@@ -30,9 +32,9 @@ pub struct Command {
     pub env: Vec<String>,
     /// Descriptors of this process to pass, in order: the child gets them at 3, 4, ...
     pub passed: Vec<Entry>,
+    /// The user's name, for messages.
     pub user: String,
-    /// A group to run as instead of the user's primary group.
-    pub group: Option<String>,
+    pub ids: Ids,
     pub umask: Option<u32>,
 }
 
@@ -45,8 +47,8 @@ fn c_string(what: &str, text: &str) -> Result<CString> {
     })
 }
 
-/// Resolves `user` (and `group`) to ids, with the user's supplementary groups. Refuses root:
-/// a child that runs as root has dropped nothing.
+/// Resolves `user` (and `group`) to ids, with the user's supplementary groups. Refuses uid 0
+/// and gid 0: a child that runs as root, or in root's group, has dropped nothing.
 pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
     let name = c_string("user", user)?;
     let (uid, primary) = sys::user_by_name(&name)
@@ -64,15 +66,46 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
             .map_err(|e| e.about(format!("group {:?}", group)))?
             .ok_or_else(|| Error::invalid("ERR_PRIVSEP_UNKNOWN_GROUP", format!("no such group {:?}", group)))?,
     };
+    if gid == 0 {
+        return Err(Error::invalid(
+            "ERR_PRIVSEP_INVALID_ARGUMENT",
+            format!(
+                "group {:?} is gid 0 (root's group): name an unprivileged group",
+                group.map_or_else(|| format!("of user {}", user), str::to_string)
+            ),
+        ));
+    }
     let groups = sys::group_list(&name, gid).map_err(|e| e.about(format!("groups of user {:?}", user)))?;
     Ok(Ids { uid, gid, groups })
 }
 
+/// Checks, as `user` with `ids`, that `path` can be read (and with `execute`, executed):
+/// the kernel's answer for that user, folders on the way included. Refuses with
+/// `ERR_PRIVSEP_NO_ACCESS` naming the user, the path and the errno.
+pub fn check_access(user: &str, ids: &Ids, path: &str, execute: bool) -> Result<()> {
+    let errno = sys::access_as(ids, &c_string("path", path)?, execute)
+        .map_err(|e| e.about(format!("checking {} as user {:?}", path, user)))?;
+    if errno == 0 {
+        return Ok(());
+    }
+    Err(Error::invalid(
+        "ERR_PRIVSEP_NO_ACCESS",
+        format!(
+            "user {:?} (uid {}) cannot {} {}: {}; the child runs as that user, so give it {} access to the file and search (x) access to every folder above it",
+            user,
+            ids.uid,
+            if execute { "execute" } else { "read" },
+            path,
+            std::io::Error::from_raw_os_error(errno),
+            if execute { "execute" } else { "read" },
+        ),
+    ))
+}
+
 /// Forks and execs `command` as its user; returns the child's pid once exec has succeeded.
-/// Fails, with nothing left running, if the user is unknown, any step before exec fails, or
-/// root could still be regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`).
+/// Fails, with nothing left running, if any step before exec fails, or root could still be
+/// regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`).
 pub fn spawn(command: &Command) -> Result<u32> {
-    let ids = resolve(&command.user, command.group.as_deref())?;
     let program = c_string("program", &command.program)?;
     let argv = command
         .argv
@@ -97,11 +130,11 @@ pub fn spawn(command: &Command) -> Result<u32> {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).collect();
-    sys::spawn_as(&program, &argv, &env, &fds, &ids, command.umask).map_err(|e| {
+    sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask).map_err(|e| {
         if sys::is_verify_failure(&e) {
             Error::invalid(
                 "ERR_PRIVSEP_PRIVILEGE_DROP",
-                format!("the child as user {:?} could still regain root after dropping privileges; it was stopped before exec", command.user),
+                format!("the child as user {:?} could still regain root or a capability after dropping privileges; it was stopped before exec", command.user),
             )
         } else {
             let syscall = e.syscall;
@@ -113,9 +146,4 @@ pub fn spawn(command: &Command) -> Result<u32> {
 /// Blocks until child `pid` ends.
 pub fn wait(pid: u32) -> Result<ExitStatus> {
     sys::wait(pid).map_err(|e| e.about(format!("child {}", pid)))
-}
-
-/// Ends this process by `signal`, as a child that died of it; does not return.
-pub fn die_by_signal(signal: i32) -> ! {
-    sys::die_by_signal(signal)
 }

@@ -15,14 +15,14 @@ fn code(fd: i32, network: &str, address: &str) -> &'static str {
 
 #[test]
 fn a_listening_socket_matches_its_declaration() {
-    let fd = socket::listen(&endpoint("tcp4", "127.0.0.1:0"), 16).unwrap();
+    let fd = socket::listen(&endpoint("tcp4", "127.0.0.1:0"), 16, None).unwrap();
     socket::validate(fd, &endpoint("tcp4", "127.0.0.1:0")).unwrap();
     socket::close(fd).unwrap();
 }
 
 #[test]
 fn created_sockets_are_close_on_exec() {
-    let fd = socket::listen(&endpoint("udp6", "[::1]:0"), 0).unwrap();
+    let fd = socket::listen(&endpoint("udp6", "[::1]:0"), 0, None).unwrap();
     // SAFETY: F_GETFD on a descriptor we own.
     let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
     assert_eq!(flags & libc::FD_CLOEXEC, libc::FD_CLOEXEC);
@@ -101,7 +101,7 @@ fn unix_sockets_match_by_path() {
     std::fs::create_dir_all(&dir).unwrap();
     let path = dir.join("a, b é.sock");
     let path = path.to_str().unwrap();
-    let fd = socket::listen(&endpoint("unix", path), 8).unwrap();
+    let fd = socket::listen(&endpoint("unix", path), 8, None).unwrap();
     socket::validate(fd, &endpoint("unix", path)).unwrap();
     assert_eq!(code(fd, "unix", "/tmp/elsewhere.sock"), "ERR_PRIVSEP_SOCKET_ADDRESS");
     socket::close(fd).unwrap();

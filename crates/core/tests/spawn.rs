@@ -13,7 +13,7 @@ fn shell(script: &str) -> Command {
         env: vec!["PATH=/usr/bin:/bin".into(), "PRIVSEP_PID=stale".into()],
         passed: vec![],
         user: "nobody".into(),
-        group: None,
+        ids: spawn::resolve("nobody", None).unwrap(),
         umask: Some(0o027),
     }
 }
@@ -82,19 +82,23 @@ fn exec_failure_comes_back_as_an_error_with_its_errno() {
 }
 
 #[test]
-fn users_groups_and_strings_are_checked_before_forking() {
-    let mut command = shell("exit 0");
-    command.user = "no-such-user-here".into();
-    assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_UNKNOWN_USER");
-    command.user = "root".into();
+fn users_and_groups_resolve_and_root_is_refused() {
     assert_eq!(
-        spawn::spawn(&command).unwrap_err().code(),
+        spawn::resolve("no-such-user-here", None).unwrap_err().code(),
+        "ERR_PRIVSEP_UNKNOWN_USER"
+    );
+    assert_eq!(
+        spawn::resolve("root", None).unwrap_err().code(),
         "ERR_PRIVSEP_INVALID_ARGUMENT"
     );
-    command.user = "nobody".into();
-    command.group = Some("no-such-group-here".into());
-    assert_eq!(spawn::spawn(&command).unwrap_err().code(), "ERR_PRIVSEP_UNKNOWN_GROUP");
-    command.group = None;
+    assert_eq!(
+        spawn::resolve("nobody", Some("no-such-group-here")).unwrap_err().code(),
+        "ERR_PRIVSEP_UNKNOWN_GROUP"
+    );
+    let root_group = spawn::resolve("nobody", Some("root")).unwrap_err();
+    assert_eq!(root_group.code(), "ERR_PRIVSEP_INVALID_ARGUMENT");
+    assert!(root_group.to_string().contains("gid 0"), "{}", root_group);
+    let mut command = shell("exit 0");
     command.argv.push("nul\0byte".into());
     assert_eq!(
         spawn::spawn(&command).unwrap_err().code(),
@@ -104,7 +108,90 @@ fn users_groups_and_strings_are_checked_before_forking() {
 
 #[test]
 fn a_named_group_replaces_the_primary_group() {
-    let mut command = shell("[ $(id -g) = 0 ] || exit 9");
-    command.group = Some("root".into());
+    let mut command = shell("[ $(id -g) = 1 ] || exit 9");
+    command.ids = spawn::resolve("nobody", Some("daemon")).unwrap();
     assert_eq!(run(&command), exited(0));
+}
+
+#[test]
+fn the_child_has_its_own_session_no_capabilities_and_no_new_privileges() {
+    // After the command name in /proc/PID/stat: state, ppid, pgrp, session, tty (0: none).
+    let script = r#"set -- $(cut -d')' -f2 /proc/$$/stat); [ "$4" = $$ ] && [ "$5" = 0 ] || exit 3
+        for set in CapInh CapPrm CapEff CapBnd CapAmb; do
+          grep -q "^$set:[[:space:]]*0000000000000000$" /proc/$$/status || exit 4
+        done
+        grep -q '^NoNewPrivs:[[:space:]]*1$' /proc/$$/status || exit 5"#;
+    assert_eq!(run(&shell(script)), exited(0));
+}
+
+#[test]
+fn access_is_checked_as_the_user() {
+    let ids = spawn::resolve("nobody", None).unwrap();
+    spawn::check_access("nobody", &ids, "/bin/sh", true).unwrap();
+    spawn::check_access("nobody", &ids, "/etc/passwd", false).unwrap();
+    let err = spawn::check_access("nobody", &ids, "/etc/shadow", false).unwrap_err();
+    assert_eq!(err.code(), "ERR_PRIVSEP_NO_ACCESS");
+    assert!(
+        err.to_string().contains("/etc/shadow") && err.to_string().contains("\"nobody\""),
+        "{}",
+        err
+    );
+    assert_eq!(
+        spawn::check_access("nobody", &ids, "/etc/passwd", true)
+            .unwrap_err()
+            .code(),
+        "ERR_PRIVSEP_NO_ACCESS"
+    );
+}
+
+/// Makes `syscall` fail with `errno` in this thread and the processes it forks (a seccomp
+/// filter; root may install one without no_new_privs). Other test threads are unaffected.
+#[cfg(target_os = "linux")]
+fn fail_in_this_thread(syscall: libc::c_long, errno: u32) {
+    let statement = |code: u16, jt: u8, jf: u8, k: u32| libc::sock_filter { code, jt, jf, k };
+    let mut filter = [
+        statement(0x20, 0, 0, 0),                               // load seccomp_data.nr
+        statement(0x15, 0, 1, syscall as u32),                  // if nr == syscall
+        statement(0x06, 0, 0, libc::SECCOMP_RET_ERRNO | errno), // fail with errno
+        statement(0x06, 0, 0, libc::SECCOMP_RET_ALLOW),         // else run it
+    ];
+    let program = libc::sock_fprog {
+        len: filter.len() as u16,
+        filter: filter.as_mut_ptr(),
+    };
+    // SAFETY: `program` points at `filter`, both alive for the call; the kernel copies them.
+    let ret = unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &program as *const _) };
+    assert_eq!(ret, 0, "seccomp: {}", std::io::Error::last_os_error());
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn without_close_range_stray_descriptors_still_close_at_exec() {
+    // Run in a thread of its own: the filter stays with it.
+    std::thread::spawn(|| {
+        fail_in_this_thread(libc::SYS_close_range, libc::ENOSYS as u32);
+        // SAFETY: a plain syscall; ENOSYS proves the filter works.
+        let probe = unsafe { libc::syscall(libc::SYS_close_range, 1000, 1000, 0) };
+        assert_eq!(
+            (probe, std::io::Error::last_os_error().raw_os_error()),
+            (-1, Some(libc::ENOSYS))
+        );
+        // Descriptors this process leaves open across exec, low and high.
+        let file = std::fs::File::open("/etc/hostname").unwrap();
+        // SAFETY: duplicates of a file we own, without close-on-exec; closed below.
+        let leaked = unsafe {
+            [
+                libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 3),
+                libc::fcntl(file.as_raw_fd(), libc::F_DUPFD, 900),
+            ]
+        };
+        let status = run(&shell("! ls -l /proc/$$/fd/ | grep -q /etc/hostname"));
+        for fd in leaked {
+            // SAFETY: closing the duplicates made above.
+            unsafe { libc::close(fd) };
+        }
+        assert_eq!(status, exited(0));
+    })
+    .join()
+    .unwrap();
 }

@@ -167,7 +167,14 @@ fn new_socket(domain: c_int, kind: c_int) -> SysResult<OwnedFd> {
     }
 }
 
-pub fn listen_socket(address: &Address, stream: bool, v6only: Option<bool>, backlog: i32) -> SysResult<RawFd> {
+/// Creates, binds and listens; a unix socket file gets `mode` before it can be connected to.
+pub fn listen_socket(
+    address: &Address,
+    stream: bool,
+    v6only: Option<bool>,
+    backlog: i32,
+    mode: Option<u32>,
+) -> SysResult<RawFd> {
     let domain = match address {
         Address::Ip(SocketAddr::V4(_)) => libc::AF_INET,
         Address::Ip(SocketAddr::V6(_)) => libc::AF_INET6,
@@ -187,6 +194,11 @@ pub fn listen_socket(address: &Address, stream: bool, v6only: Option<bool>, back
     cvt("bind", unsafe {
         libc::bind(fd, &storage as *const _ as *const libc::sockaddr, len)
     })?;
+    if let (Address::Path(path), Some(mode)) = (address, mode) {
+        let path = CString::new(path.as_str())
+            .map_err(|_| SysError::new("chmod", io::Error::from_raw_os_error(libc::EINVAL)))?;
+        chmod(&path, mode)?;
+    }
     if stream {
         // SAFETY: listen(2) on a socket we own.
         cvt("listen", unsafe { libc::listen(fd, backlog) })?;
@@ -298,28 +310,43 @@ pub fn group_list(name: &CStr, gid: u32) -> SysResult<Vec<u32>> {
 // ---- spawning -------------------------------------------------------------------------
 
 /// Where the child failed before exec; its index crosses the report pipe.
-const STAGES: [&str; 10] = [
+const STAGES: [&str; 12] = [
     "sigprocmask",
+    "setsid",
     "fcntl",
     "dup2",
     "close_range",
     "setgroups",
     "setgid",
-    "setuid",
-    "verify",
     "prctl",
+    "setuid",
+    "capset",
+    "verify",
     "execve",
 ];
-const VERIFY: usize = 7;
+const SETSID: usize = 1;
+const FCNTL: usize = 2;
+const DUP2: usize = 3;
+const CLOSE_RANGE: usize = 4;
+const SETGROUPS: usize = 5;
+const SETGID: usize = 6;
+const PRCTL: usize = 7;
+const SETUID: usize = 8;
+const CAPSET: usize = 9;
+const VERIFY: usize = 10;
+const EXECVE: usize = 11;
 
 #[cfg(target_os = "linux")]
 const NSIG: c_int = 65;
 #[cfg(not(target_os = "linux"))]
 const NSIG: c_int = 32;
 
-/// Forks; the child moves `fds` to 3.., drops to `ids`, checks the drop, and execs. A
-/// failure before exec comes back through a close-on-exec pipe as (stage, errno), the way the
-/// Rust standard library reports it; the failed child is reaped.
+/// Forks; the child starts a session of its own, moves `fds` to 3.., drops to `ids` (groups,
+/// gid, capabilities, uid, no new privileges), checks the drop, and execs. Signals stay
+/// blocked across the fork and the child restores default dispositions before unblocking, so
+/// no handler of this process ever runs in it. A failure before exec comes back through a
+/// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it; the
+/// failed child is reaped.
 pub fn spawn_as(
     program: &CStr,
     argv: &[CString],
@@ -338,12 +365,15 @@ pub fn spawn_as(
     let open_max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.max(1024) as c_int;
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
+    let mut dirents = [0u8; 1024];
 
     let (reader, writer) = pipe()?;
+    let all = SignalMask::all();
+    let previous = all.swap()?;
     // SAFETY: fork has no preconditions; the child only runs `child`, which is
     // async-signal-safe, then exec or _exit.
-    let pid = cvt("fork", unsafe { libc::fork() })?;
-    if pid == 0 {
+    let forked = cvt("fork", unsafe { libc::fork() });
+    if let Ok(0) = forked {
         let child = Child {
             program,
             argv: &argv,
@@ -356,6 +386,7 @@ pub fn spawn_as(
             umask,
             open_max,
             parent,
+            dirents: &mut dirents,
         };
         let mut report_fd = writer.as_raw_fd();
         // SAFETY: we are the only thread of the new process and touch only prepared memory.
@@ -369,25 +400,11 @@ pub fn spawn_as(
             libc::_exit(127)
         }
     }
+    previous.swap()?;
+    let pid = forked?;
     drop(writer);
     let mut report = [0u8; 8];
-    let mut got = 0;
-    while got < report.len() {
-        // SAFETY: reading into the rest of `report`.
-        let n = unsafe {
-            libc::read(
-                reader.as_raw_fd(),
-                report[got..].as_mut_ptr().cast(),
-                report.len() - got,
-            )
-        };
-        match n {
-            0 => break,
-            n if n > 0 => got += n as usize,
-            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
-            _ => return Err(SysError::new("read", io::Error::last_os_error())),
-        }
-    }
+    let got = read_full(reader.as_raw_fd(), &mut report)?;
     if got == 0 {
         return Ok(pid as u32);
     }
@@ -403,6 +420,22 @@ pub fn spawn_as(
 /// True when a spawn failed at the post-drop check: root could still be regained.
 pub fn is_verify_failure(err: &SysError) -> bool {
     err.syscall == STAGES[VERIFY]
+}
+
+/// Reads until `buf` is full or end of file; returns how much was read.
+fn read_full(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        // SAFETY: reading into the rest of `buf`.
+        let n = unsafe { libc::read(fd, buf[got..].as_mut_ptr().cast(), buf.len() - got) };
+        match n {
+            0 => break,
+            n if n > 0 => got += n as usize,
+            _ if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted => {}
+            _ => return Err(SysError::new("read", io::Error::last_os_error())),
+        }
+    }
+    Ok(got)
 }
 
 fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
@@ -432,6 +465,7 @@ struct Child<'a> {
     umask: Option<u32>,
     open_max: c_int,
     parent: libc::pid_t,
+    dirents: &'a mut [u8],
 }
 
 fn errno() -> i32 {
@@ -452,46 +486,53 @@ impl<'a> Child<'a> {
                 }
             };
         }
-        // Signals: an empty mask and default dispositions, as a fresh process has.
-        let mut set: libc::sigset_t = mem::zeroed();
-        libc::sigemptyset(&mut set);
-        step!(0, libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut()));
+        // Signals: default dispositions while everything is still blocked, then an empty
+        // mask, as a fresh process has.
         for sig in 1..NSIG {
             if sig != libc::SIGKILL && sig != libc::SIGSTOP {
                 libc::signal(sig, libc::SIG_DFL);
             }
         }
-        // Own process group: a terminal's ^C reaches the parent only, which forwards it once.
-        libc::setpgid(0, 0);
+        let mut set: libc::sigset_t = mem::zeroed();
+        libc::sigemptyset(&mut set);
+        step!(0, libc::sigprocmask(libc::SIG_SETMASK, &set, ptr::null_mut()));
+        // A session of its own: no controlling terminal shared with root (no TIOCSTI into
+        // root's shell), and a terminal's ^C reaches only the monitor, which forwards it once.
+        step!(SETSID, libc::setsid());
 
         // Move the report pipe and the passed fds above 3..3+n, then put the passed ones in place.
         let floor = 3 + self.fds.len() as c_int;
         let moved_report = libc::fcntl(*report, libc::F_DUPFD_CLOEXEC, floor);
-        step!(1, moved_report);
+        step!(FCNTL, moved_report);
         *report = moved_report;
         for (slot, &fd) in self.moved.iter_mut().zip(self.fds) {
             *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor);
-            step!(1, *slot);
+            step!(FCNTL, *slot);
         }
         for (i, &fd) in self.moved.iter().enumerate() {
-            step!(2, libc::dup2(fd, 3 + i as c_int));
+            step!(DUP2, libc::dup2(fd, 3 + i as c_int));
         }
         // Stdio is inherited even if the parent marked it close-on-exec (Node does).
         for fd in 0..3 {
             let flags = libc::fcntl(fd, libc::F_GETFD);
             if flags != -1 {
-                step!(1, libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC));
+                step!(FCNTL, libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC));
             }
         }
         // Every other descriptor closes at exec.
-        if !mark_cloexec_from(floor, self.open_max) {
-            return (3, errno());
+        if !mark_cloexec_from(floor, self.open_max, self.dirents) {
+            return (CLOSE_RANGE, errno());
         }
 
-        // Drop: supplementary groups, then gid, then uid (real, effective, saved).
-        step!(4, libc::setgroups(self.groups.len() as _, self.groups.as_ptr()));
-        step!(5, set_gid(self.ids.gid));
-        step!(6, set_uid(self.ids.uid));
+        // Drop: supplementary groups, gid, the capability bounding and ambient sets (which
+        // need root's CAP_SETPCAP), uid (real, effective, saved), then what setuid keeps:
+        // the inheritable set. No new privileges: a set-user-ID program gains nothing.
+        step!(SETGROUPS, libc::setgroups(self.groups.len() as _, self.groups.as_ptr()));
+        step!(SETGID, set_gid(self.ids.gid));
+        step!(PRCTL, drop_bounding_and_ambient());
+        step!(SETUID, set_uid(self.ids.uid));
+        step!(CAPSET, clear_capabilities());
+        step!(PRCTL, no_new_privileges());
         if !self.dropped() {
             return (VERIFY, libc::EPERM);
         }
@@ -503,18 +544,19 @@ impl<'a> Child<'a> {
             // After the drop: changing credentials clears the parent-death signal. The parent
             // may have died before it was set, hence the getppid check.
             step!(
-                8,
+                PRCTL,
                 libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
             );
             if libc::getppid() != self.parent {
-                return (8, libc::ESRCH);
+                return (PRCTL, libc::ESRCH);
             }
         }
         libc::execve(self.program.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
-        (9, errno())
+        (EXECVE, errno())
     }
 
-    /// All ids are the target's, the groups are exactly the target's, and root is gone for good.
+    /// All ids are the target's, the groups are exactly the target's, every capability set
+    /// is empty, and root is gone for good.
     ///
     /// # Safety
     /// As for [`Child::run`].
@@ -523,7 +565,7 @@ impl<'a> Child<'a> {
         if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != gid || libc::getegid() != gid {
             return false;
         }
-        if !saved_ids_are(uid, gid) {
+        if !saved_ids_are(uid, gid) || !capabilities_empty() {
             return false;
         }
         let n = libc::getgroups(self.seen_groups.len() as c_int, self.seen_groups.as_mut_ptr());
@@ -533,18 +575,22 @@ impl<'a> Child<'a> {
         {
             return false;
         }
-        uid == 0 || (libc::setuid(0) == -1 && libc::seteuid(0) == -1 && (gid == 0 || libc::setgid(0) == -1))
+        uid != 0 && gid != 0 && libc::setuid(0) == -1 && libc::seteuid(0) == -1 && libc::setgid(0) == -1
     }
 }
 
-/// Marks every descriptor from `first` on close-on-exec. Async-signal-safe.
+/// Marks every descriptor from `first` on close-on-exec. Async-signal-safe: `dirents` is
+/// the buffer for reading /proc/self/fd where close_range(2) is missing (before Linux 5.11).
 ///
 /// # Safety
 /// Only for the child between fork and exec.
-unsafe fn mark_cloexec_from(first: c_int, open_max: c_int) -> bool {
+unsafe fn mark_cloexec_from(first: c_int, open_max: c_int, dirents: &mut [u8]) -> bool {
+    let mark = |fd: c_int| {
+        let flags = libc::fcntl(fd, libc::F_GETFD);
+        flags == -1 || libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) != -1
+    };
     #[cfg(target_os = "linux")]
     {
-        // close_range(2) with CLOSE_RANGE_CLOEXEC (Linux 5.11); older kernels take the loop.
         if libc::syscall(
             libc::SYS_close_range,
             first as libc::c_uint,
@@ -554,14 +600,58 @@ unsafe fn mark_cloexec_from(first: c_int, open_max: c_int) -> bool {
         {
             return true;
         }
-    }
-    for fd in first..open_max {
-        let flags = libc::fcntl(fd, libc::F_GETFD);
-        if flags != -1 && libc::fcntl(fd, libc::F_SETFD, flags | libc::FD_CLOEXEC) == -1 {
-            return false;
+        if let Some(done) = for_each_open_fd(dirents, |fd| fd < first || mark(fd)) {
+            return done;
         }
     }
-    true
+    let _ = dirents;
+    (first..open_max).all(mark)
+}
+
+/// Calls `each` with every open descriptor number (and the one used for reading), stopping
+/// at the first false; `None` when /proc/self/fd cannot be read. Async-signal-safe: raw
+/// getdents64 into `buf`, no allocation.
+///
+/// # Safety
+/// `each` must be async-signal-safe where the caller needs that.
+#[cfg(target_os = "linux")]
+unsafe fn for_each_open_fd(buf: &mut [u8], mut each: impl FnMut(c_int) -> bool) -> Option<bool> {
+    let dir = libc::open(
+        b"/proc/self/fd\0".as_ptr().cast(),
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+    );
+    if dir == -1 {
+        return None;
+    }
+    let ok;
+    'read: loop {
+        let n = libc::syscall(libc::SYS_getdents64, dir, buf.as_mut_ptr(), buf.len());
+        if n <= 0 {
+            ok = n == 0;
+            break;
+        }
+        let mut at = 0usize;
+        while at < n as usize {
+            // linux_dirent64: d_ino u64, d_off i64, d_reclen u16, d_type u8, d_name[].
+            let reclen = u16::from_ne_bytes([buf[at + 16], buf[at + 17]]) as usize;
+            let mut fd: c_int = 0;
+            let mut digits = false;
+            for &b in buf[at + 19..at + reclen].iter().take_while(|&&b| b != 0) {
+                digits = b.is_ascii_digit();
+                if !digits {
+                    break;
+                }
+                fd = fd.saturating_mul(10).saturating_add((b - b'0') as c_int);
+            }
+            if digits && fd != dir && !each(fd) {
+                ok = false;
+                break 'read;
+            }
+            at += reclen;
+        }
+    }
+    libc::close(dir);
+    Some(ok)
 }
 
 #[cfg(target_os = "linux")]
@@ -582,8 +672,113 @@ unsafe fn saved_ids_are(uid: libc::uid_t, gid: libc::gid_t) -> bool {
     libc::getresgid(&mut r, &mut e, &mut s) == 0 && s == gid
 }
 
+/// `struct __user_cap_header_struct` and `__user_cap_data_struct` (linux/capability.h),
+/// version 3: two data structs cover capabilities 0..64.
+#[cfg(target_os = "linux")]
+#[repr(C)]
+struct CapHeader {
+    version: u32,
+    pid: c_int,
+}
+#[cfg(target_os = "linux")]
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct CapData {
+    effective: u32,
+    permitted: u32,
+    inheritable: u32,
+}
+#[cfg(target_os = "linux")]
+const _: () = assert!(mem::size_of::<CapHeader>() == 8 && mem::size_of::<CapData>() == 12);
+#[cfg(target_os = "linux")]
+const CAP_VERSION_3: u32 = 0x2008_0522;
+/// Above every capability Linux has (40 in 6.x); prctl answers EINVAL past the last one.
+#[cfg(target_os = "linux")]
+const CAP_MAX: c_int = 64;
+
+/// Empties the bounding set and the ambient set. EINVAL past the last capability (or for
+/// ambient, before Linux 4.3) means there is nothing more to drop.
+#[cfg(target_os = "linux")]
+unsafe fn drop_bounding_and_ambient() -> c_int {
+    for cap in 0..CAP_MAX {
+        if libc::prctl(libc::PR_CAPBSET_DROP, cap as libc::c_ulong, 0, 0, 0) == -1 {
+            if errno() == libc::EINVAL {
+                break;
+            }
+            return -1;
+        }
+    }
+    let clear = libc::prctl(
+        libc::PR_CAP_AMBIENT,
+        libc::PR_CAP_AMBIENT_CLEAR_ALL as libc::c_ulong,
+        0,
+        0,
+        0,
+    );
+    if clear == -1 && errno() != libc::EINVAL {
+        return -1;
+    }
+    0
+}
+
+/// Sets effective, permitted and inheritable to empty (setuid keeps the inheritable set).
+#[cfg(target_os = "linux")]
+unsafe fn clear_capabilities() -> c_int {
+    let header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let data = [CapData {
+        effective: 0,
+        permitted: 0,
+        inheritable: 0,
+    }; 2];
+    libc::syscall(libc::SYS_capset, &header as *const CapHeader, data.as_ptr()) as c_int
+}
+
+/// True when capget reports all three sets empty and no capability is left in the bounding
+/// or ambient set.
+#[cfg(target_os = "linux")]
+unsafe fn capabilities_empty() -> bool {
+    let mut header = CapHeader {
+        version: CAP_VERSION_3,
+        pid: 0,
+    };
+    let mut data = [CapData {
+        effective: 1,
+        permitted: 1,
+        inheritable: 1,
+    }; 2];
+    if libc::syscall(libc::SYS_capget, &mut header as *mut CapHeader, data.as_mut_ptr()) != 0 {
+        return false;
+    }
+    if data
+        .iter()
+        .any(|d| d.effective != 0 || d.permitted != 0 || d.inheritable != 0)
+    {
+        return false;
+    }
+    (0..CAP_MAX).all(|cap| {
+        let bounding = libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0);
+        let ambient = libc::prctl(
+            libc::PR_CAP_AMBIENT,
+            libc::PR_CAP_AMBIENT_IS_SET as libc::c_ulong,
+            cap as libc::c_ulong,
+            0,
+            0,
+        );
+        bounding <= 0 && ambient <= 0
+    }) && libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) == 1
+}
+
+#[cfg(target_os = "linux")]
+unsafe fn no_new_privileges() -> c_int {
+    libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+}
+
 // macOS has no setres*id: as root, setgid/setuid set real, effective and saved ids, and it
-// cannot report the saved ids, so the setuid(0) check below is what proves the drop.
+// cannot report the saved ids, so the setuid(0) check is what proves the drop. It has no
+// capabilities and no no_new_privs.
 #[cfg(not(target_os = "linux"))]
 unsafe fn set_gid(gid: u32) -> c_int {
     libc::setgid(gid)
@@ -596,6 +791,156 @@ unsafe fn set_uid(uid: u32) -> c_int {
 unsafe fn saved_ids_are(_uid: libc::uid_t, _gid: libc::gid_t) -> bool {
     true
 }
+#[cfg(not(target_os = "linux"))]
+unsafe fn drop_bounding_and_ambient() -> c_int {
+    0
+}
+#[cfg(not(target_os = "linux"))]
+unsafe fn clear_capabilities() -> c_int {
+    0
+}
+#[cfg(not(target_os = "linux"))]
+unsafe fn capabilities_empty() -> bool {
+    true
+}
+#[cfg(not(target_os = "linux"))]
+unsafe fn no_new_privileges() -> c_int {
+    0
+}
+
+/// Forks a process that takes `ids` as `spawn_as` does and tries to open `path` for reading
+/// (and, with `execute`, checks execute permission); returns its errno, 0 when it could.
+/// The kernel's own answer as that user: permissions, ACLs and every folder on the way.
+pub fn access_as(ids: &Ids, path: &CStr, execute: bool) -> SysResult<i32> {
+    let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
+    let (reader, writer) = pipe()?;
+    let previous = SignalMask::all().swap()?;
+    // SAFETY: the child calls only async-signal-safe functions on prepared memory, then _exit.
+    let forked = cvt("fork", unsafe { libc::fork() });
+    if let Ok(0) = forked {
+        // SAFETY: as above; we are the only thread of the new process.
+        unsafe {
+            let mut errno_out = 0;
+            if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
+                || set_gid(ids.gid) == -1
+                || set_uid(ids.uid) == -1
+            {
+                errno_out = errno();
+            } else {
+                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK);
+                if fd == -1 || (execute && libc::access(path.as_ptr(), libc::X_OK) == -1) {
+                    errno_out = errno();
+                }
+            }
+            let bytes = errno_out.to_ne_bytes();
+            libc::write(writer.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
+            libc::_exit(0)
+        }
+    }
+    previous.swap()?;
+    let pid = forked?;
+    drop(writer);
+    let mut bytes = [0u8; 4];
+    let got = read_full(reader.as_raw_fd(), &mut bytes)?;
+    wait(pid as u32)?;
+    if got != 4 {
+        return Err(SysError::new("fork", io::Error::from_raw_os_error(libc::ECHILD)));
+    }
+    Ok(i32::from_ne_bytes(bytes))
+}
+
+// ---- the monitor's process work --------------------------------------------------------
+
+pub const SIGCHLD: c_int = libc::SIGCHLD;
+pub const SIGPIPE: c_int = libc::SIGPIPE;
+pub const SIGUSR1: c_int = libc::SIGUSR1;
+
+/// A set of signals, and the thread's mask swapped for it.
+pub struct SignalMask(libc::sigset_t);
+
+impl SignalMask {
+    pub fn all() -> SignalMask {
+        // SAFETY: sigfillset initialises the set.
+        unsafe {
+            let mut set: libc::sigset_t = mem::zeroed();
+            libc::sigfillset(&mut set);
+            SignalMask(set)
+        }
+    }
+
+    pub fn of(signals: &[c_int]) -> SignalMask {
+        // SAFETY: sigemptyset initialises the set; sigaddset ignores invalid numbers.
+        unsafe {
+            let mut set: libc::sigset_t = mem::zeroed();
+            libc::sigemptyset(&mut set);
+            for &signal in signals {
+                libc::sigaddset(&mut set, signal);
+            }
+            SignalMask(set)
+        }
+    }
+
+    /// Makes this the thread's mask; returns the one it replaces.
+    pub fn swap(&self) -> SysResult<SignalMask> {
+        // SAFETY: all-zero is a valid sigset_t for the old mask to be written into.
+        let mut old: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: both sets are valid; pthread_sigmask returns the error number.
+        let ret = unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &self.0, &mut old) };
+        if ret != 0 {
+            return Err(SysError::new("pthread_sigmask", io::Error::from_raw_os_error(ret)));
+        }
+        Ok(SignalMask(old))
+    }
+
+    /// Waits for one of these signals (which must be blocked) and takes it.
+    pub fn wait(&self) -> SysResult<c_int> {
+        let mut signal: c_int = 0;
+        // SAFETY: the set and `signal` are valid.
+        let ret = unsafe { libc::sigwait(&self.0, &mut signal) };
+        if ret != 0 {
+            return Err(SysError::new("sigwait", io::Error::from_raw_os_error(ret)));
+        }
+        Ok(signal)
+    }
+}
+
+/// Sets every catchable signal to its default action, except `ignored` to SIG_IGN: a
+/// process that exec'd inherits ignored signals (Node ignores SIGPIPE), and an ignored
+/// SIGCHLD would reap children before waitpid sees them.
+pub fn reset_signals(ignored: &[c_int]) {
+    for sig in 1..NSIG {
+        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
+            let action = if ignored.contains(&sig) {
+                libc::SIG_IGN
+            } else {
+                libc::SIG_DFL
+            };
+            // SAFETY: setting a disposition to SIG_DFL or SIG_IGN is always sound.
+            unsafe { libc::signal(sig, action) };
+        }
+    }
+}
+
+pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {
+    // SAFETY: kill has no memory preconditions.
+    cvt("kill", unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
+}
+
+/// Reaps any ended child without blocking; `Some` once `pid` itself has ended. Other
+/// children (inherited through an exec) are reaped and forgotten.
+pub fn try_wait(pid: u32) -> SysResult<Option<ExitStatus>> {
+    loop {
+        let mut status: c_int = 0;
+        // SAFETY: `status` is valid for writes.
+        match cvt("waitpid", unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) }) {
+            Err(e) if e.err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+            Ok(0) => return Ok(None),
+            Ok(reaped) if reaped as u32 == pid => return Ok(Some(exit_status(status))),
+            Ok(_) => continue,
+        }
+    }
+}
 
 /// Blocks until child `pid` ends and reaps it.
 pub fn wait(pid: u32) -> SysResult<ExitStatus> {
@@ -605,28 +950,39 @@ pub fn wait(pid: u32) -> SysResult<ExitStatus> {
         match cvt("waitpid", unsafe { libc::waitpid(pid as libc::pid_t, &mut status, 0) }) {
             Err(e) if e.err.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(e),
-            Ok(_) => break,
+            Ok(_) => return Ok(exit_status(status)),
         }
-    }
-    if libc::WIFSIGNALED(status) {
-        Ok(ExitStatus {
-            code: None,
-            signal: Some(libc::WTERMSIG(status)),
-        })
-    } else {
-        Ok(ExitStatus {
-            code: Some(libc::WEXITSTATUS(status)),
-            signal: None,
-        })
     }
 }
 
-/// Ends this process by `signal` with its default action, as the child ended; if that
-/// action does not end a process (SIGCHLD, say), exits 128 + signal as shells report it.
+fn exit_status(status: c_int) -> ExitStatus {
+    if libc::WIFSIGNALED(status) {
+        ExitStatus {
+            code: None,
+            signal: Some(libc::WTERMSIG(status)),
+        }
+    } else {
+        ExitStatus {
+            code: Some(libc::WEXITSTATUS(status)),
+            signal: None,
+        }
+    }
+}
+
+/// Ends this process by `signal` with its default action, as the child ended, but never
+/// with a core file: this process is root and the core would hold the child's secrets. If
+/// the action does not end a process (SIGCHLD, say), exits 128 + signal as shells report it.
 pub fn die_by_signal(signal: i32) -> ! {
-    // SAFETY: resetting a disposition, unblocking and raising are sound in any state;
-    // _exit does not return.
+    // SAFETY: limiting core size, clearing dumpable, resetting a disposition, unblocking
+    // and raising are sound in any state; _exit does not return.
     unsafe {
+        let none = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        libc::setrlimit(libc::RLIMIT_CORE, &none);
+        #[cfg(target_os = "linux")]
+        libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0);
         libc::signal(signal, libc::SIG_DFL);
         let mut set: libc::sigset_t = mem::zeroed();
         libc::sigemptyset(&mut set);
@@ -635,4 +991,201 @@ pub fn die_by_signal(signal: i32) -> ! {
         libc::raise(signal);
         libc::_exit(128 + signal)
     }
+}
+
+/// This process gets SIGKILL when `parent` dies (and at once if it already has).
+pub fn die_with_parent(parent: u32) -> SysResult<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain prctl.
+    cvt("prctl", unsafe {
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
+    })?;
+    // SAFETY: getppid has no preconditions.
+    if unsafe { libc::getppid() } as u32 != parent {
+        return Err(SysError::new("getppid", io::Error::from_raw_os_error(libc::ESRCH)));
+    }
+    Ok(())
+}
+
+/// Closes every descriptor from 3 on that is not in `keep`.
+pub fn close_all_but(keep: &[RawFd]) -> SysResult<()> {
+    let mut open = Vec::new();
+    #[cfg(target_os = "linux")]
+    {
+        let mut buf = [0u8; 1024];
+        // SAFETY: collecting numbers; the descriptor used for reading is skipped.
+        let listed = unsafe {
+            for_each_open_fd(&mut buf, |fd| {
+                open.push(fd);
+                true
+            })
+        };
+        if listed.is_none() {
+            open = (3..1024).collect();
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // SAFETY: sysconf has no preconditions.
+        let max = unsafe { libc::sysconf(libc::_SC_OPEN_MAX) }.clamp(1024, 65536) as RawFd;
+        open = (3..max).collect();
+    }
+    for fd in open {
+        if fd >= 3 && !keep.contains(&fd) {
+            // SAFETY: closing a descriptor nobody in this process holds as an OwnedFd.
+            unsafe { libc::close(fd) };
+        }
+    }
+    Ok(())
+}
+
+/// Marks this process not dumpable: no core file, and other processes of its uid can
+/// neither ptrace it nor read its /proc files (environ, fds, memory).
+pub fn set_not_dumpable() -> SysResult<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain prctl.
+    cvt("prctl", unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    Ok(())
+}
+
+// ---- the hand-off ---------------------------------------------------------------------
+
+/// A close-on-exec anonymous file holding `bytes`, its offset at 0 (memfd on Linux; an
+/// unlinked root-only temporary file elsewhere).
+pub fn anonymous_file(bytes: &[u8]) -> SysResult<RawFd> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: the name is a NUL-terminated literal.
+    let file = owned("memfd_create", unsafe {
+        libc::memfd_create(b"privsep-handoff\0".as_ptr().cast(), libc::MFD_CLOEXEC)
+    })?;
+    #[cfg(not(target_os = "linux"))]
+    let file = {
+        let mut template = *b"/tmp/privsep-handoff.XXXXXX\0";
+        // SAFETY: `template` is a writable NUL-terminated template.
+        let file = owned("mkstemp", unsafe { libc::mkstemp(template.as_mut_ptr().cast()) })?;
+        // SAFETY: mkstemp wrote the file's name into `template`.
+        unsafe { libc::unlink(template.as_ptr().cast()) };
+        set_cloexec(file.as_raw_fd())?;
+        file
+    };
+    write_all(file.as_raw_fd(), bytes)?;
+    // SAFETY: lseek on a descriptor we own.
+    if unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
+        return Err(SysError::new("lseek", io::Error::last_os_error()));
+    }
+    Ok(file.into_raw_fd())
+}
+
+/// Reads `fd` to its end, refusing more than `max` bytes (EFBIG).
+pub fn read_to_end(fd: RawFd, max: usize) -> SysResult<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chunk = [0u8; 65536];
+    loop {
+        let n = read_full(fd, &mut chunk)?;
+        out.extend_from_slice(&chunk[..n]);
+        if out.len() > max {
+            return Err(SysError::new("read", io::Error::from_raw_os_error(libc::EFBIG)));
+        }
+        if n < chunk.len() {
+            return Ok(out);
+        }
+    }
+}
+
+pub fn write_all(fd: RawFd, bytes: &[u8]) -> SysResult<()> {
+    let mut written = 0;
+    while written < bytes.len() {
+        // SAFETY: writing from the rest of `bytes`.
+        let n = unsafe { libc::write(fd, bytes[written..].as_ptr().cast(), bytes.len() - written) };
+        if n < 0 {
+            if io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(SysError::new("write", io::Error::last_os_error()));
+        }
+        written += n as usize;
+    }
+    Ok(())
+}
+
+/// Replaces this process with `program` (argv `argv`, an empty environment), keeping stdio
+/// and `keep` open across the exec and every signal blocked: signals that arrive meanwhile stay pending
+/// for the new program, which sets up its own handling first. Returns only on failure.
+pub fn exec_keeping(program: &CStr, argv: &[CString], keep: &[RawFd]) -> SysError {
+    let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
+    let envp: [*const c_char; 1] = [ptr::null()];
+    // Stdio too, where it is open: Node marks it close-on-exec.
+    for fd in (0..3).chain(keep.iter().copied()) {
+        // SAFETY: fcntl on any integer is sound.
+        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
+        if flags == -1 && fd < 3 {
+            continue;
+        }
+        // SAFETY: as above.
+        if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } == -1 {
+            return SysError::new("fcntl", io::Error::last_os_error());
+        }
+    }
+    let previous = match SignalMask::all().swap() {
+        Ok(previous) => previous,
+        Err(e) => return e,
+    };
+    // SAFETY: argv and envp are NUL-terminated arrays of valid C strings.
+    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
+    let err = SysError::new("execve", io::Error::last_os_error());
+    let _ = previous.swap();
+    for &fd in keep {
+        let _ = set_cloexec(fd);
+    }
+    err
+}
+
+// ---- unix socket files ----------------------------------------------------------------
+
+/// What `socket_file` reports for a path that holds something other than a socket.
+pub const ENOTSOCK: i32 = libc::ENOTSOCK;
+
+/// `(device, inode)` of the socket file at `path`, `None` if there is none (or no socket).
+pub fn socket_file(path: &CStr) -> SysResult<Option<(u64, u64)>> {
+    // SAFETY: all-zero is a valid stat; lstat writes it.
+    let mut st: libc::stat = unsafe { mem::zeroed() };
+    // SAFETY: `path` is a C string and `st` is valid for writes.
+    if unsafe { libc::lstat(path.as_ptr(), &mut st) } == -1 {
+        let err = io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::ENOENT) {
+            return Ok(None);
+        }
+        return Err(SysError::new("lstat", err));
+    }
+    if st.st_mode & libc::S_IFMT != libc::S_IFSOCK {
+        return Err(SysError::new("lstat", io::Error::from_raw_os_error(libc::ENOTSOCK)));
+    }
+    Ok(Some((st.st_dev as u64, st.st_ino as u64)))
+}
+
+/// True when a stream socket at `address` accepts a connection (someone serves it).
+pub fn accepts_connections(address: &Address) -> SysResult<bool> {
+    let socket = new_socket(libc::AF_UNIX, libc::SOCK_STREAM)?;
+    let (storage, len) = to_sockaddr(address)?;
+    // SAFETY: `storage` holds a sockaddr of length `len`.
+    let ret = unsafe { libc::connect(socket.as_raw_fd(), &storage as *const _ as *const libc::sockaddr, len) };
+    if ret == 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    match err.raw_os_error() {
+        Some(libc::ECONNREFUSED) | Some(libc::ENOENT) => Ok(false),
+        // A full backlog or a datagram socket: it is alive, or at least not ours to remove.
+        _ => Ok(true),
+    }
+}
+
+pub fn unlink(path: &CStr) -> SysResult<()> {
+    // SAFETY: `path` is a C string.
+    cvt("unlink", unsafe { libc::unlink(path.as_ptr()) }).map(drop)
+}
+
+fn chmod(path: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: `path` is a C string.
+    cvt("chmod", unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
 }

@@ -23,7 +23,13 @@ pub fn close(_fd: i32) -> SysResult<()> {
     unsupported("close")
 }
 
-pub fn listen_socket(_address: &Address, _stream: bool, _v6only: Option<bool>, _backlog: i32) -> SysResult<i32> {
+pub fn listen_socket(
+    _address: &Address,
+    _stream: bool,
+    _v6only: Option<bool>,
+    _backlog: i32,
+    _mode: Option<u32>,
+) -> SysResult<i32> {
     unsupported("socket")
 }
 
@@ -70,10 +76,88 @@ pub fn is_verify_failure(_err: &SysError) -> bool {
     false
 }
 
+pub fn access_as(_ids: &Ids, _path: &CStr, _execute: bool) -> SysResult<i32> {
+    unsupported("fork")
+}
+
 pub fn wait(_pid: u32) -> SysResult<ExitStatus> {
     unsupported("waitpid")
 }
 
+pub fn try_wait(_pid: u32) -> SysResult<Option<ExitStatus>> {
+    unsupported("waitpid")
+}
+
+// Windows has none of these signals; the numbers only keep the portable code compiling.
+pub const SIGCHLD: i32 = 17;
+pub const SIGPIPE: i32 = 13;
+pub const SIGUSR1: i32 = 10;
+
+pub struct SignalMask;
+
+impl SignalMask {
+    pub fn of(_signals: &[i32]) -> SignalMask {
+        SignalMask
+    }
+
+    pub fn swap(&self) -> SysResult<SignalMask> {
+        unsupported("pthread_sigmask")
+    }
+
+    pub fn wait(&self) -> SysResult<i32> {
+        unsupported("sigwait")
+    }
+}
+
+pub fn reset_signals(_ignored: &[i32]) {}
+
+pub fn kill(_pid: u32, _signal: i32) -> SysResult<()> {
+    unsupported("kill")
+}
+
 pub fn die_by_signal(signal: i32) -> ! {
     std::process::exit(128 + signal)
+}
+
+pub fn die_with_parent(_parent: u32) -> SysResult<()> {
+    unsupported("prctl")
+}
+
+pub fn close_all_but(_keep: &[i32]) -> SysResult<()> {
+    unsupported("close")
+}
+
+pub fn set_not_dumpable() -> SysResult<()> {
+    unsupported("prctl")
+}
+
+pub fn anonymous_file(_bytes: &[u8]) -> SysResult<i32> {
+    unsupported("memfd_create")
+}
+
+pub fn read_to_end(_fd: i32, _max: usize) -> SysResult<Vec<u8>> {
+    unsupported("read")
+}
+
+pub fn write_all(_fd: i32, _bytes: &[u8]) -> SysResult<()> {
+    unsupported("write")
+}
+
+pub fn exec_keeping(_program: &CStr, _argv: &[CString], _keep: &[i32]) -> SysError {
+    SysError::new("execve", io::Error::new(io::ErrorKind::Unsupported, "not on Windows"))
+}
+
+/// What `socket_file` reports for a path that holds something other than a socket.
+pub const ENOTSOCK: i32 = 10038;
+
+pub fn socket_file(_path: &CStr) -> SysResult<Option<(u64, u64)>> {
+    unsupported("lstat")
+}
+
+pub fn accepts_connections(_address: &Address) -> SysResult<bool> {
+    unsupported("connect")
+}
+
+pub fn unlink(_path: &CStr) -> SysResult<()> {
+    unsupported("unlink")
 }

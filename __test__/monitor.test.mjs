@@ -1,0 +1,286 @@
+// After the hand-off root runs only privsep-monitor, and the child is sealed off from it: its
+// own session, no capabilities, no new privileges, not dumpable, no inspector by SIGUSR1, no
+// core file written by root. Real processes as root and nobody, real signals, a real pty.
+import assert from 'node:assert/strict'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import http from 'node:http'
+import net from 'node:net'
+import path from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { after, afterEach, describe, test } from 'node:test'
+import { alive, fetchStream, fixtures, nobody, runToEnd, start, tempDir } from './helpers.mjs'
+
+const dir = tempDir('privsep-monitor-')
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+/** The command name of process `pid` (what it runs now, after any exec). */
+const command = (pid) => fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim()
+
+/** Every program a test starts: killed after each test, so a failure leaves nothing running. */
+const runs = []
+afterEach(() => {
+  for (const run of runs.splice(0)) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+})
+function begin (config, options) {
+  const run = start('sealed.mjs', config, options)
+  runs.push(run)
+  return run
+}
+
+/** The program's next report that has `key` (pino's log lines are passed over). */
+async function nextWith (run, key) {
+  for (;;) {
+    const line = await run.next()
+    if (key in line || line.error) return line
+  }
+}
+
+describe('the root side after the hand-off', () => {
+  test('is privsep-monitor, same pid: one thread, no Node, and the child is its child', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:92']] })
+    const ready = await run.next()
+    assert.equal(ready.ppid, run.child.pid)
+    assert.equal(command(run.child.pid), 'privsep-monitor')
+    const status = fs.readFileSync(`/proc/${run.child.pid}/status`, 'utf8')
+    assert.match(status, /^Threads:\s+1$/m)
+    assert.ok(!fs.readFileSync(`/proc/${run.child.pid}/maps`, 'utf8').includes('node'), 'no Node code mapped in the monitor')
+    assert.equal(await fetchStream({ host: '127.0.0.1', port: 92 }), 'uid 65534')
+    run.child.kill('SIGTERM')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+  })
+
+  test('timers started before the hand-off never run as root afterwards', async () => {
+    const file = path.join(dir, 'interval.txt')
+    const run = begin({ listen: [['tcp4', '127.0.0.1:93']], interval: file })
+    await run.next()
+    const before = fs.readFileSync(file, 'utf8')
+    await sleep(200)
+    assert.equal(fs.readFileSync(file, 'utf8'), before, 'the root timer kept running after the hand-off')
+    run.child.kill('SIGTERM')
+    await run.exited
+  })
+
+  test('a root program that throws right after an un-awaited forkExecUnprivileged still hands off, and ends with its child', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:94']], forgetAwait: true })
+    const ready = await run.next()
+    assert.equal(ready.uid, nobody.uid)
+    assert.doesNotMatch(run.stderr, /thrown right after/)
+    run.child.kill('SIGTERM')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+    assert.equal(alive(ready.pid), false)
+  })
+
+  test('kill -USR1 of the root process opens no inspector and stops nothing', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:95']] })
+    const ready = await run.next()
+    process.kill(run.child.pid, 'SIGUSR1')
+    await sleep(300)
+    assert.ok(alive(run.child.pid) && alive(ready.pid), 'monitor and child still run')
+    assert.doesNotMatch(run.stderr, /Debugger listening/)
+    const inspector = await new Promise((resolve) => {
+      net.connect(9229, '127.0.0.1').on('connect', function () { this.destroy(); resolve('open') }).on('error', (err) => resolve(err.code))
+    })
+    assert.equal(inspector, 'ECONNREFUSED')
+    run.child.kill('SIGTERM')
+    await run.exited
+  })
+
+  test('a SIGSEGV of the child leaves no core file, and the program still dies of SIGSEGV', async (t) => {
+    if (fs.readFileSync('/proc/sys/kernel/core_pattern', 'utf8').trim() !== 'core') {
+      t.skip('kernel.core_pattern is not "core": a core file could not be seen in the working directory')
+      return
+    }
+    const cwd = tempDir('privsep-core-')
+    fs.chmodSync(cwd, 0o777) // the child could write its own core here, were it dumpable
+    const ulimit = ['sh', '-c', 'ulimit -c unlimited && exec "$@"', 'sh']
+    const control = spawnSync(ulimit[0], [...ulimit.slice(1), process.execPath, '-e', 'process.kill(process.pid, "SIGSEGV")'], { cwd })
+    assert.equal(control.signal, 'SIGSEGV')
+    assert.ok(fs.readdirSync(cwd).some((name) => name.startsWith('core')), 'control: a plain process does leave a core here')
+    for (const name of fs.readdirSync(cwd)) fs.rmSync(path.join(cwd, name))
+
+    const { code, signal, lines } = await runToEnd('sealed.mjs', { segv: true }, { prefix: ulimit, cwd })
+    assert.equal(lines[0].ready, true)
+    assert.deepEqual({ code, signal }, { code: null, signal: 'SIGSEGV' })
+    assert.deepEqual(fs.readdirSync(cwd), [], 'a core file was written')
+    fs.rmSync(cwd, { recursive: true, force: true })
+  })
+
+  test('a SIGTERM to monitor and child at once (systemd\'s control-group kill) drains the request in flight', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:96']], slowMs: 300 })
+    const ready = await run.next()
+    assert.equal((await nextWith(run, 'serving')).serving, true)
+    const response = new Promise((resolve, reject) => {
+      http.get('http://127.0.0.1:96/slow', (res) => {
+        let body = ''
+        res.on('data', (chunk) => { body += chunk }).on('end', () => resolve(body))
+      }).on('error', reject)
+    })
+    assert.deepEqual(await nextWith(run, 'request'), { request: '/slow' })
+    process.kill(run.child.pid, 'SIGTERM')
+    process.kill(ready.pid, 'SIGTERM')
+    assert.equal(await response, 'done 65534\n')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+  })
+})
+
+describe('the child is sealed off from root', () => {
+  test('its own session without a controlling terminal: TIOCSTI into root\'s terminal fails', async (t) => {
+    // script(1) gives the program a pty as its controlling terminal, as a login shell has.
+    const config = JSON.stringify({ listen: [], rootInjection: true, inject: true, exitCode: 0 })
+    const pty = spawn('script', ['-qfec', `${process.execPath} ${path.join(fixtures, 'sealed.mjs')} '${config}'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    pty.stdout.on('data', (chunk) => { out += chunk })
+    const code = await new Promise((resolve) => pty.on('exit', resolve))
+    // The terminal echoes what an injection typed: a report may follow an "x".
+    const lines = out.split(/\r?\n/).filter((line) => line.includes('{')).map((line) => JSON.parse(line.slice(line.indexOf('{'))))
+    const root = lines.find((line) => line.rootInjection)
+    const child = lines.find((line) => line.ready)
+    assert.ok(root && child, `no report from the program (exit ${code}):\n${out}`)
+    if (root.rootInjection !== 'injected') {
+      t.skip(`TIOCSTI is refused here even in root's own session (${root.rootInjection}): nothing to show`)
+      return
+    }
+    assert.notEqual(child.injection, 'injected', 'the child typed into root\'s terminal')
+    assert.equal(child.sid, child.pid, 'the child leads a session of its own')
+    assert.equal(child.tty, 0, 'the child has no controlling terminal')
+  })
+
+  test('inheritable and ambient capabilities of the root process do not reach the child: all five sets empty, NoNewPrivs', async () => {
+    const run = begin({ listen: [], exitCode: 0 },
+      { prefix: ['setpriv', '--inh-caps', '+net_bind_service,+net_raw', '--ambient-caps', '+net_bind_service,+net_raw'] })
+    const ready = await run.next()
+    for (const [set, value] of Object.entries(ready.caps)) assert.equal(value, '0000000000000000', `${set} of the child`)
+    assert.equal(ready.noNewPrivs, '1')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+  })
+
+  test('a set-user-ID root program run by the child stays uid nobody', async () => {
+    const copy = path.join(dir, 'id-setuid')
+    fs.copyFileSync('/usr/bin/id', copy)
+    fs.chmodSync(copy, 0o4755)
+    assert.equal(spawnSync(copy, ['-u'], { uid: nobody.uid, gid: nobody.gid, encoding: 'utf8' }).stdout.trim(), '0',
+      'control: without no_new_privs the copy makes nobody root')
+    const { lines } = await runToEnd('sealed.mjs', { listen: [], setuidProgram: copy, exitCode: 0 })
+    assert.equal(lines[0].setuidProgram, String(nobody.uid))
+  })
+
+  test('another process of the same uid cannot read the child\'s /proc/<pid>/environ', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:97']] })
+    const ready = await run.next()
+    const read = spawnSync('cat', [`/proc/${ready.pid}/environ`], { uid: nobody.uid, gid: nobody.gid, encoding: 'utf8' })
+    assert.notEqual(read.status, 0, 'nobody read the child\'s environment')
+    assert.match(read.stderr, /Permission denied/)
+    run.child.kill('SIGTERM')
+    await run.exited
+  })
+})
+
+describe('bad input is refused before anything starts', () => {
+  const refused = async (spawnOptions, listen = []) => {
+    const { lines } = await runToEnd('sealed.mjs', { listen, spawn: spawnOptions })
+    return lines.at(-1)
+  }
+
+  test('group root (gid 0): ERR_PRIVSEP_INVALID_ARGUMENT', async () => {
+    const line = await refused({ group: 'root' })
+    assert.equal(line.error, 'ERR_PRIVSEP_INVALID_ARGUMENT')
+    assert.match(line.message, /gid 0/)
+  })
+
+  for (const umask of ['NaN', -1, 0.5, 1e20, 0o1000, '"022"']) {
+    test(`umask ${umask}: ERR_PRIVSEP_INVALID_ARGUMENT`, async () => {
+      const line = await refused({ umask: JSON.parse(umask === 'NaN' ? 'null' : String(umask)) ?? Number.NaN })
+      assert.equal(line.error, 'ERR_PRIVSEP_INVALID_ARGUMENT', line.message)
+      assert.match(line.message, /umask/)
+    })
+  }
+
+  test('signals that cannot be forwarded: ERR_PRIVSEP_INVALID_ARGUMENT', async () => {
+    for (const signals of [['SIGKILL'], ['SIGNOPE']]) {
+      const line = await refused({ signals })
+      assert.equal(line.error, 'ERR_PRIVSEP_INVALID_ARGUMENT', line.message)
+    }
+  })
+
+  test('a program the user cannot read: ERR_PRIVSEP_NO_ACCESS naming the user and the path', async () => {
+    const hidden = fs.mkdtempSync(path.join(dir, 'hidden-'))
+    fs.chmodSync(hidden, 0o700)
+    const program = path.join(hidden, 'app.mjs')
+    fs.copyFileSync(path.join(fixtures, 'sealed.mjs'), program)
+    fs.mkdirSync(path.join(hidden, 'node_modules'))
+    fs.symlinkSync(path.join(fixtures, '..', '..'), path.join(hidden, 'node_modules', 'privsep'))
+    const result = spawnSync(process.execPath, [program, JSON.stringify({ listen: [] })], { encoding: 'utf8' })
+    const line = JSON.parse(result.stdout.trim().split('\n').at(-1) || '{}')
+    assert.equal(line.error, 'ERR_PRIVSEP_NO_ACCESS', line.message)
+    assert.match(line.message, /"nobody"/)
+    assert.ok(line.message.includes(program), line.message)
+  })
+
+  test('a missing, non-executable or group-writable monitor: ERR_PRIVSEP_NATIVE_LOAD naming each path tried', async () => {
+    // A copy of the package whose local monitor is broken; no platform package is installed.
+    const triple = fs.readdirSync(path.join(fixtures, '..', '..')).find((name) => /^privsep\.linux-.*\.node$/.test(name)).slice(8, -5)
+    const pkg = path.join(dir, 'pkg')
+    fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true })
+    fs.copyFileSync(path.join(fixtures, '..', '..', 'dist', 'index.js'), path.join(pkg, 'dist', 'index.js'))
+    fs.copyFileSync(path.join(fixtures, '..', '..', `privsep.${triple}.node`), path.join(pkg, `privsep.${triple}.node`))
+    fs.writeFileSync(path.join(pkg, 'package.json'), '{"type":"module"}')
+    const monitor = path.join(pkg, `privsep-monitor.${triple}`)
+    const script = 'import { Privsep } from "./dist/index.js"; new Privsep().forkExecUnprivileged({ user: "nobody" }).catch((err) => { console.log(JSON.stringify({ code: err.code, message: err.message })) })'
+    const attempt = () => JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: pkg, encoding: 'utf8' }))
+    const cases = [[null, /no such file/i], [0o644, /EACCES|permission/i], [0o775, /writable by group or others/]]
+    for (const [mode, why] of cases) {
+      if (mode !== null) {
+        fs.copyFileSync(path.join(fixtures, '..', '..', `privsep-monitor.${triple}`), monitor)
+        fs.chmodSync(monitor, mode)
+      }
+      const { code, message } = attempt()
+      assert.equal(code, 'ERR_PRIVSEP_NATIVE_LOAD', message)
+      assert.ok(message.includes(monitor) && message.includes(`privsep-${triple}`), message)
+      assert.match(message, why)
+    }
+  })
+})
+
+describe('unix sockets across restarts', () => {
+  const socketPath = path.join(dir, 'ctl.sock')
+
+  test('the monitor removes its socket file at the end; a restart serves the same path', async () => {
+    for (let round = 0; round < 2; round++) {
+      const run = begin({ listen: [['unix', socketPath, { mode: 0o660 }]] })
+      await run.next()
+      assert.equal(fs.statSync(socketPath).mode & 0o777, 0o660)
+      assert.equal(await fetchStream({ path: socketPath }), 'uid 65534')
+      run.child.kill('SIGTERM')
+      assert.deepEqual(await run.exited, { code: 0, signal: null })
+      assert.equal(fs.existsSync(socketPath), false, 'the socket file outlived the program')
+    }
+  })
+
+  test('a stale socket file (nobody accepts on it) is replaced; a live one is not', async () => {
+    const live = net.createServer().listen(socketPath)
+    await new Promise((resolve) => live.on('listening', resolve))
+    const busy = await runToEnd('sealed.mjs', { listen: [['unix', socketPath]] })
+    assert.equal(busy.lines[0].error, 'EADDRINUSE', busy.lines[0].message)
+    live.close()
+    await new Promise((resolve) => live.on('close', resolve))
+    // A server that died without unlinking leaves its file behind: connect is refused.
+    const stale = spawnSync(process.execPath, ['-e', `require('net').createServer().listen(${JSON.stringify(socketPath)}, () => process.kill(process.pid, 'SIGKILL'))`])
+    assert.equal(stale.signal, 'SIGKILL')
+    assert.equal(fs.statSync(socketPath).isSocket(), true)
+    const run = begin({ listen: [['unix', socketPath]] })
+    await run.next()
+    assert.equal(await fetchStream({ path: socketPath }), 'uid 65534')
+    run.child.kill('SIGTERM')
+    await run.exited
+  })
+
+  test('anything else at the path is refused with ERR_PRIVSEP_SOCKET_PATH and kept', async () => {
+    fs.writeFileSync(socketPath, 'precious')
+    const { lines } = await runToEnd('sealed.mjs', { listen: [['unix', socketPath]] })
+    assert.equal(lines[0].error, 'ERR_PRIVSEP_SOCKET_PATH', lines[0].message)
+    assert.match(lines[0].message, /nothing was deleted/)
+    assert.equal(fs.readFileSync(socketPath, 'utf8'), 'precious')
+    fs.rmSync(socketPath)
+  })
+})

@@ -1,0 +1,98 @@
+//! The monitor's process work: the hand-off file, signals, reaping the child, ending the way
+//! it ended, and the descriptors it keeps. Thin, named wrappers over `sys`.
+
+use crate::handoff::{self, Handoff};
+use crate::spawn::ExitStatus;
+use crate::sys::{self, SignalMask};
+use crate::{Error, Result};
+use std::ffi::CString;
+
+pub use crate::sys::{SIGCHLD, SIGPIPE, SIGUSR1};
+
+/// A close-on-exec anonymous file holding the encoded `handoff`, read from its start.
+pub fn handoff_file(handoff: &Handoff) -> Result<i32> {
+    sys::anonymous_file(&handoff::encode(handoff)).map_err(|e| e.about("the hand-off description"))
+}
+
+/// Reads and decodes the description at `fd`, then closes it.
+pub fn read_handoff(fd: i32) -> Result<Handoff> {
+    let bytes = sys::read_to_end(fd, handoff::MAX_SIZE).map_err(|e| e.about(format!("hand-off fd {}", fd)));
+    let _ = sys::close(fd);
+    handoff::decode(&bytes?)
+}
+
+/// Replaces this process with `program` given `argv` and an empty environment, keeping
+/// `keep` open and every signal blocked across the exec. Returns only the reason it failed.
+pub fn exec_keeping(program: &str, argv: &[String], keep: &[i32]) -> Error {
+    let c = |text: &str| {
+        CString::new(text).map_err(|_| {
+            Error::invalid(
+                "ERR_PRIVSEP_INVALID_ARGUMENT",
+                format!("{:?} contains a NUL byte", text),
+            )
+        })
+    };
+    let argv = match argv.iter().map(|a| c(a)).collect::<Result<Vec<_>>>() {
+        Ok(argv) => argv,
+        Err(e) => return e,
+    };
+    match c(program) {
+        Ok(path) => sys::exec_keeping(&path, &argv, keep).about(format!("starting {}", program)),
+        Err(e) => e,
+    }
+}
+
+/// The signals the monitor waits for, blocked in this thread: those it forwards and SIGCHLD.
+pub struct Signals(SignalMask);
+
+impl Signals {
+    /// Resets every disposition (ignoring `ignored`) and blocks `signals`.
+    pub fn block(signals: &[i32], ignored: &[i32]) -> Result<Signals> {
+        sys::reset_signals(ignored);
+        let mask = SignalMask::of(signals);
+        mask.swap().map_err(|e| e.about("blocking signals"))?;
+        Ok(Signals(mask))
+    }
+
+    /// The next of these signals to arrive.
+    pub fn next(&self) -> Result<i32> {
+        self.0.wait().map_err(|e| e.about("waiting for signals"))
+    }
+}
+
+pub fn send(pid: u32, signal: i32) -> Result<()> {
+    sys::kill(pid, signal).map_err(|e| e.about(format!("signal {} to child {}", signal, pid)))
+}
+
+/// Reaps ended children without blocking; `Some` once `pid` has ended.
+pub fn try_wait(pid: u32) -> Result<Option<ExitStatus>> {
+    sys::try_wait(pid).map_err(|e| e.about(format!("child {}", pid)))
+}
+
+/// Ends this process the way `status` says: its exit code, or death by its signal without a
+/// core file.
+pub fn end_like(status: ExitStatus) -> ! {
+    match (status.signal, status.code) {
+        (Some(signal), _) => sys::die_by_signal(signal),
+        (None, code) => std::process::exit(code.unwrap_or(1)),
+    }
+}
+
+/// This process dies (SIGKILL) with `parent`, or fails if `parent` is already gone.
+pub fn die_with_parent(parent: u32) -> Result<()> {
+    sys::die_with_parent(parent).map_err(|e| e.about(format!("parent {}", parent)))
+}
+
+/// Closes every descriptor from 3 on but `keep`.
+pub fn close_all_but(keep: &[i32]) -> Result<()> {
+    sys::close_all_but(keep).map_err(|e| e.about("closing inherited descriptors"))
+}
+
+/// No core file, no ptrace and no /proc access for other processes of this uid.
+pub fn set_not_dumpable() -> Result<()> {
+    sys::set_not_dumpable().map_err(|e| e.about("PR_SET_DUMPABLE"))
+}
+
+pub fn write_all(fd: i32, bytes: &[u8]) -> Result<()> {
+    sys::write_all(fd, bytes).map_err(|e| e.about(format!("fd {}", fd)))
+}

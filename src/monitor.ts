@@ -1,0 +1,161 @@
+// The hand-off: the root process tells privsep-monitor (crates/monitor) what child to start,
+// then becomes it (exec in place, same pid) or, with `exit: false`, starts it as a child and
+// waits. After an exec no JavaScript runs as root any more.
+const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
+import { fromNative, PrivsepError, type PrivsepErrorCode } from './errors.js'
+import { monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
+
+export interface ForkExecOptions {
+  /** The user to run as; its supplementary groups come along. Must not be root. */
+  user: string
+  /** A group to run as instead of the user's primary group. Must not be gid 0. */
+  group?: string
+  /** The child's umask, an integer in 0..0o777. Default: this process's, unchanged. */
+  umask?: number
+  /**
+   * Signals the monitor passes on to the child. Default `forwardedSignals`. SIGUSR1 is left
+   * out on purpose: it opens Node's inspector in the child. A signal not in the list acts
+   * on the monitor as on any process (SIGUSR1 is ignored).
+   */
+  signals?: readonly NodeJS.Signals[]
+  /**
+   * true (default): this process becomes the monitor, which ends the way the child ends (its
+   * exit code, or death by its signal). false: start the monitor as a child and resolve
+   * with how the program ended, for tests and embedders.
+   */
+  exit?: boolean
+}
+
+export interface ChildExit {
+  /** The child's exit code, or null if a signal ended it. */
+  code: number | null
+  /** The signal that ended the child, e.g. 'SIGKILL', or null. */
+  signal: NodeJS.Signals | null
+  /** True when filesImmediate was on: no child was started, this process goes on. */
+  inProcess?: boolean
+}
+
+/** Signals the monitor passes on to the child by default. */
+export const forwardedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
+
+const invalid = (message: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `forkExecUnprivileged: ${message}`)
+
+/** Checks the options every platform takes, before anything is started. */
+export function checkOptions (options: ForkExecOptions): void {
+  if (typeof options?.user !== 'string' || options.user === '') throw invalid('options.user must name the user to run as')
+  if (options.group !== undefined && (typeof options.group !== 'string' || options.group === '')) throw invalid('options.group must be a group name')
+  const { umask } = options
+  if (umask !== undefined && !(Number.isInteger(umask) && umask >= 0 && umask <= 0o777)) {
+    throw invalid(`options.umask must be an integer from 0 to 0o777, not ${String(umask)}`)
+  }
+}
+
+/** The numbers of the signals to forward (Unix: Windows has no SIGQUIT or SIGUSR2). */
+export function signalNumbers (options: ForkExecOptions): number[] {
+  const numbers = os.constants.signals as Record<string, number>
+  return (options.signals ?? forwardedSignals).map((name) => {
+    if (typeof name !== 'string' || numbers[name] === undefined || name === 'SIGKILL' || name === 'SIGSTOP') {
+      throw invalid(`options.signals: ${String(name)} is not a signal that can be forwarded`)
+    }
+    return numbers[name]
+  })
+}
+
+/** The request for `native().handOff`, for a monitor that sees `passed` at the given fds. */
+function request (options: ForkExecOptions, signals: number[], passed: PassedEntry[], reportFd: number, parentPid: number): Parameters<ReturnType<typeof native>['handOff']>[0] {
+  const script = process.argv[1]
+  return {
+    program: process.execPath,
+    argv: [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
+    env: Object.entries(process.env).map(([name, value]) => `${name}=${value ?? ''}`),
+    user: options.user,
+    group: options.group,
+    umask: options.umask,
+    signals,
+    reportFd,
+    parentPid,
+    passed,
+    readable: script !== undefined && process.getBuiltinModule('node:fs').statSync(script, { throwIfNoEntry: false })?.isFile() === true ? [script] : []
+  }
+}
+
+/**
+ * Replaces this process with the monitor, which starts the child with `kept` and ends as it
+ * ends. Returns only by throwing: the user or the program was refused, or the exec failed.
+ */
+export function execMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: number[]): never {
+  const path = monitorPath()
+  const fd = native().handOff(request(options, signals, kept, -1, 0))
+  try {
+    return native().execMonitor(path, fd, kept.map(([keptFd]) => keptFd))
+  } finally {
+    native().close(fd)
+  }
+}
+
+/** The monitor this process started with `exit: false`, while it runs. */
+let supervised: number | undefined
+
+/**
+ * True while this process waits for a monitor it started (`exit: false`): signals are the
+ * child's to act on (the lifecycle's signal handlers stand back, so this process does not
+ * exit while the child drains).
+ */
+export function supervisingChild (): boolean {
+  return supervised !== undefined
+}
+
+/**
+ * Starts the monitor as a child of this process (report pipe at 3, description at 4, the
+ * passed descriptors from 5) and returns a promise of how the program ends; meanwhile
+ * `signals` are forwarded to the monitor. Throws at once when the user or the program is
+ * refused; the promise rejects with the monitor's error when the child could not start.
+ */
+export function runMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: number[]): Promise<ChildExit> {
+  const path = monitorPath()
+  const passed = kept.map(([, kind, value], i): PassedEntry => [5 + i, kind, value])
+  const fd = native().handOff(request(options, signals, passed, 3, process.pid))
+  const { spawn } = process.getBuiltinModule('node:child_process')
+  try {
+    const monitor = spawn(path, ['4'], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', fd, ...kept.map(([keptFd]) => keptFd)], env: {} })
+    return supervise(monitor, signals)
+  } finally {
+    native().close(fd)
+  }
+}
+
+async function supervise (monitor: import('node:child_process').ChildProcess, signals: number[]): Promise<ChildExit> {
+  const exited = new Promise<ChildExit>((resolve, reject) => {
+    monitor.on('error', reject)
+    monitor.on('exit', (code, signal) => resolve({ code, signal }))
+  })
+  let text = ''
+  const report = monitor.stdio[3] as import('node:stream').Readable | null
+  report?.setEncoding('utf8').on('data', (chunk: string) => { text += chunk })
+  const reported = new Promise<void>((resolve) => report === null ? resolve() : report.on('close', resolve))
+  const names = os.constants.signals as Record<string, number>
+  const forward = (signal: NodeJS.Signals): void => { monitor.kill(signal) }
+  const forwarded = Object.keys(names).filter((name) => signals.includes(names[name])) as NodeJS.Signals[]
+  for (const signal of forwarded) process.on(signal, forward)
+  supervised = monitor.pid
+  try {
+    await reported
+    const decoded = native().readReport(text)
+    if (decoded === null || decoded.length === 4) throw reportError(decoded, await exited)
+    return await exited
+  } finally {
+    supervised = undefined
+    for (const signal of forwarded) process.off(signal, forward)
+  }
+}
+
+/** The error a failed report describes, in Node's shape (see `fromNative`). */
+function reportError (report: MonitorReport | null, status: ChildExit): unknown {
+  if (report === null || report.length !== 4) {
+    return new PrivsepError('ERR_PRIVSEP_INTERNAL', `privsep-monitor ended (${status.signal ?? `exit ${String(status.code)}`}) without saying whether the child started`)
+  }
+  const [code, errno, syscall, message] = report
+  const err = new PrivsepError(code as PrivsepErrorCode, message)
+  if (syscall !== '') Object.assign(err, { errno, syscall })
+  return fromNative(err)
+}
