@@ -97,8 +97,8 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       assert.ok(served.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'HTTPS uses the passed key')
 
       const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
-      assert.match(metrics.body, /privsep_connections_count\{protocol="smtp",listener="public"\} 1\n/)
-      assert.match(metrics.body, /privsep_connections_count\{protocol="https",listener="public"\} 0\n/)
+      assert.match(metrics.body, /privsep_connections\{protocol="smtp",listener="public"\} 1\n/)
+      assert.match(metrics.body, /privsep_connections\{protocol="https",listener="public"\} 0\n/)
 
       // The SMTP connection stays open through the SIGTERM: the drain closes it.
       const smtpClosed = new Promise((resolve) => smtp.socket.on('close', resolve))
