@@ -4,10 +4,11 @@
 // below, which knows the subset ci.yml uses and throws on anything else.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync, readFileSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { parseTriple } from '@napi-rs/cli'
 import { mainManifest, root } from '../scripts/pack.mjs'
+import { nodeTestArgs } from '../scripts/test.mjs'
 
 /**
  * Reads the YAML subset ci.yml is written in: block mappings and sequences, `- key: value`
@@ -162,7 +163,12 @@ test('tests run on Linux (as root), macOS and Windows with Node 20, 22 and 24 on
   const setupNode = steps('test').find((step) => String(step.uses).startsWith('actions/setup-node@'))
   assert.equal(setupNode.with['node-version'], '${{ matrix.node }}')
   const linux = steps('test').find((step) => step.if === "runner.os == 'Linux'")
-  assert.match(linux.run, /sudo .*node --test/)
+  // The command npm test runs (scripts/test.mjs), with the glob quoted for the shell: a
+  // directory argument would fail on Node 22 and 24, an unquoted glob would be the shell's.
+  for (const arg of nodeTestArgs) assert.ok(!existsSync(join(root, arg)) || !statSync(join(root, arg)).isDirectory(), `${arg} is a directory`)
+  const quoted = nodeTestArgs.map((arg) => /^[\w=./-]+$/.test(arg) ? arg : `'${arg}'`).join(' ')
+  assert.ok(linux.run.split('\n').some((line) => /^sudo /.test(line) && line.endsWith(` node ${quoted}`)),
+    `the Linux step runs \`sudo ... node ${quoted}\`:\n${linux.run}`)
   const windows = steps('test').find((step) => step.if === "runner.os == 'Windows'")
   assert.match(windows.run, /scripts\/windows\.mjs --native/)
 })

@@ -97,8 +97,8 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       assert.ok(served.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'HTTPS uses the passed key')
 
       const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
-      assert.match(metrics.body, /privsep_connections_count\{protocol="smtp",listener="public"\} 1\n/)
-      assert.match(metrics.body, /privsep_connections_count\{protocol="https",listener="public"\} 0\n/)
+      assert.match(metrics.body, /privsep_connections\{protocol="smtp",listener="public"\} 1\n/)
+      assert.match(metrics.body, /privsep_connections\{protocol="https",listener="public"\} 0\n/)
 
       // The SMTP connection stays open through the SIGTERM: the drain closes it.
       const smtpClosed = new Promise((resolve) => smtp.socket.on('close', resolve))
@@ -119,6 +119,59 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
     } finally {
       child.kill('SIGKILL')
     }
+  })
+
+test('the demo with stdout on a file: every line whole and in the order logged, root parent and child, through a SIGTERM drain',
+  { skip: process.getuid?.() !== 0 && 'needs root', timeout: 60_000 }, async () => {
+    const dir = path.join(tmp, 'files-log-order') // new: the parent makes the key and logs it
+    const [smtpPort, httpsPort] = await freePorts()
+    const logPath = path.join(tmp, 'stdout.log')
+    const out = fs.openSync(logPath, 'w')
+    const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir, '--smtp-port', String(smtpPort),
+      '--https-port', String(httpsPort), '--metrics-port', '0', '--grace-ms', '200'], { stdio: ['ignore', out, 'pipe'] })
+    fs.closeSync(out)
+    let stderr = ''
+    child.stderr.on('data', (c) => { stderr += c })
+    const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
+    try {
+      for (let i = 0; i < 300 && !fs.readFileSync(logPath, 'utf8').includes('"msg":"ready'); i++) await new Promise((resolve) => setTimeout(resolve, 50))
+      // A connection open through the SIGTERM: the drain has to close it, and logs that.
+      const smtp = await readGreeting({ port: smtpPort, host: '127.0.0.1' })
+      smtp.socket.on('error', () => {})
+      child.kill('SIGTERM')
+      const { code, signal } = await exited
+      assert.deepEqual({ code, signal }, { code: 0, signal: null }, stderr)
+    } finally {
+      child.kill('SIGKILL')
+    }
+    const text = fs.readFileSync(logPath, 'utf8')
+    assert.ok(text.endsWith('\n'), 'the last line is whole')
+    const lines = text.slice(0, -1).split('\n').map((line) => JSON.parse(line))
+    const parentPid = child.pid
+    const childPid = lines.find((l) => l.pid !== parentPid)?.pid
+    const described = lines.map((l) => `${l.pid === parentPid ? 'parent' : l.pid === childPid ? 'child' : l.pid}: ` +
+      [l.msg.replace(/[:;].*/, ''), l.protocol && `${l.protocol}/${l.listener}`].filter(Boolean).join(' '))
+    assert.deepEqual(described, [
+      'parent: made a self-signed key (0600) and certificate',
+      'parent: root parent',
+      'child: serving',
+      'child: reading the key by its path fails, as it should',
+      'child: listening smtp/public',
+      'child: listening smtp/local',
+      'child: listening https/public',
+      'child: listening http/metrics',
+      'child: ready',
+      'child: shutdown started',
+      'child: stopped accepting smtp/public',
+      'child: stopped accepting smtp/local',
+      'child: stopped accepting https/public',
+      'child: stopped accepting http/metrics',
+      'child: context aborted',
+      'child: closing open connections',
+      'child: shutdown done',
+      'child: bye'
+    ], text)
+    for (let i = 1; i < lines.length; i++) assert.ok(lines[i].time >= lines[i - 1].time, `line ${i + 1} was logged before line ${i}:\n${text}`)
   })
 
 test('the demo not as root says how to run it and exits 1', { skip: !fs.existsSync('/usr/sbin/runuser') && 'needs runuser' }, async () => {

@@ -40,7 +40,7 @@ function scrape (port) {
 
 function gaugeValues (text) {
   const out = {}
-  for (const m of text.matchAll(/^privsep_connections_count\{protocol="([^"]+)",listener="([^"]+)"\} (\d+)$/gm)) out[`${m[1]}/${m[2]}`] = Number(m[3])
+  for (const m of text.matchAll(/^privsep_connections\{protocol="([^"]+)",listener="([^"]+)"\} (\d+)$/gm)) out[`${m[1]}/${m[2]}`] = Number(m[3])
   return out
 }
 

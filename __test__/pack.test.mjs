@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, realpathSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs'
 import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
@@ -44,6 +44,37 @@ test('the published main package carries what the runtime needs', () => {
   const packed = new Set(listing.files.map((f) => f.path))
   for (const entry of [mainManifest().main, mainManifest().types]) assert.ok(packed.has(entry), `${entry} is not packed`)
   assert.ok(![...packed].some((path) => path.endsWith('.node') || path.includes('privsep-monitor')), 'the main package must not carry a binary')
+})
+
+test('npm pack of a platform package without a file its "files" lists fails and names the file', () => {
+  // Each npm/ package, copied with its prepack script into the same layout (npm/<dir>,
+  // scripts/): a missing binary stops the pack with a message; so does any other listed file.
+  const tmp = mkdtempSync(join(tmpdir(), 'privsep-prepack-'))
+  try {
+    mkdirSync(join(tmp, 'scripts'))
+    copyFileSync(join(root, 'scripts', 'check-files.mjs'), join(tmp, 'scripts', 'check-files.mjs'))
+    const pack = (dir) => spawnSync('npm', ['pack', '--json', '--pack-destination', tmp], { cwd: dir, encoding: 'utf8' })
+    for (const p of platforms()) {
+      const dir = join(tmp, 'npm', p.platformArchABI)
+      mkdirSync(dir, { recursive: true })
+      const manifest = JSON.parse(readFileSync(join(p.dir, 'package.json'), 'utf8'))
+      assert.equal(manifest.scripts?.prepack, 'node ../../scripts/check-files.mjs', `npm/${p.platformArchABI} checks its files`)
+      const files = [...manifest.files, 'second-binary']
+      writeFileSync(join(dir, 'package.json'), JSON.stringify({ ...manifest, files }))
+      const without = pack(dir)
+      assert.notEqual(without.status, 0, `npm/${p.platformArchABI} packed without ${p.binary}`)
+      assert.match(without.stderr, new RegExp(`${p.packageName}: not packing: ${files.join(', ').replace(/\./g, '\\.')} are listed in "files" but missing`))
+      for (const file of manifest.files) writeFileSync(join(dir, file), 'built')
+      assert.match(pack(dir).stderr, /not packing: second-binary is listed/)
+      writeFileSync(join(dir, 'second-binary'), 'built')
+      const packed = pack(dir)
+      assert.equal(packed.status, 0, packed.stderr)
+      const listed = JSON.parse(packed.stdout)[0].files.map((f) => f.path).sort()
+      assert.deepEqual(listed, [...files, 'package.json'].sort())
+    }
+  } finally {
+    rmSync(tmp, { recursive: true, force: true })
+  }
 })
 
 /** A directory holding only `node` and `npm`, to be the whole PATH: no cargo, no rustc. */

@@ -42,7 +42,10 @@ const { values: args } = parseArgs({
 })
 const uid = process.getuid?.() ?? -1
 const immediate = args.immediate || process.platform === 'win32'
-const log = pino({ name: 'privsep-demo' })
+// Synchronous stdout, as privsep's default logger: each line is written before the call
+// returns, so the root parent's and the child's lines land in a file in the order they were
+// logged, and the shutdown's last lines are out before the process exits (README, "logger").
+const log = pino({ name: 'privsep-demo' }, pino.destination({ dest: 1, sync: true }))
 
 if (args.help || (!immediate && uid !== 0 && process.env.PRIVSEP_FDS === undefined)) {
   process.stderr.write([

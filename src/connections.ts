@@ -23,7 +23,7 @@ export interface ConnectionRegistryOptions {
    * Default: prom-client's default registry. `false`: no gauge unless registerMetrics() is called.
    */
   registry?: Registry | false
-  /** The gauge's name. Default `privsep_connections_count`. */
+  /** The gauge's name. Default `privsep_connections`. */
   metricName?: string
 }
 

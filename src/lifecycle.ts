@@ -19,7 +19,7 @@ export interface LifecycleOptions {
    * Default: prom-client's default registry. `false`: no gauge unless `registerMetrics()`.
    */
   registry?: Registry | false
-  /** Name of the gauge. Default `privsep_connections_count`. */
+  /** Name of the gauge. Default `privsep_connections`. */
   metricName?: string
   /**
    * Milliseconds from `shutdown` to `context` (and to force-closing the connections left),

@@ -1,16 +1,18 @@
 // The Prometheus gauge of open connections per { protocol, listener } (mox's
-// `mox_connections_count`). Its value is counted in `collect()` at scrape time, so opening and
-// closing a connection costs nothing here. prom-client is loaded on first use only.
+// `mox_connections_count`, without the `_count` suffix: in Prometheus' naming rules, checked by
+// `promtool check metrics`, that suffix belongs to histograms and summaries). Its value is
+// counted in `collect()` at scrape time, so opening and closing a connection costs nothing
+// here. prom-client is loaded on first use only.
 import type { Gauge, Registry } from 'prom-client'
 import { PrivsepError } from './errors.js'
 
 /** Default name of the gauge. */
-export const defaultMetricName = 'privsep_connections_count'
+export const defaultMetricName = 'privsep_connections'
 
 export interface MetricsOptions {
   /** The prom-client registry to register in. Default: prom-client's default registry. */
   registry?: Registry
-  /** The gauge's name. Default `privsep_connections_count`. */
+  /** The gauge's name. Default `privsep_connections`. */
   name?: string
 }
 
