@@ -93,10 +93,8 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
         let group = cx.optional_string(cx.property(options, "group")?, "group")?;
         let ids = spawn::resolve(&user, group.as_deref())?;
         let program = cx.string(cx.property(options, "program")?, "program")?;
-        spawn::check_access(&user, &ids, &program, true)?;
-        for path in cx.strings(cx.property(options, "readable")?, "readable")? {
-            spawn::check_access(&user, &ids, &path, false)?;
-        }
+        let readable = cx.strings(cx.property(options, "readable")?, "readable")?;
+        spawn::check_access(&user, &ids, &program, &readable)?;
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
         let handoff = Handoff {
             program,

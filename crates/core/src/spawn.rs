@@ -79,25 +79,35 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
     Ok(Ids { uid, gid, groups })
 }
 
-/// Checks, as `user` with `ids`, that `path` can be read (and with `execute`, executed):
-/// the kernel's answer for that user, folders on the way included. Refuses with
-/// `ERR_PRIVSEP_NO_ACCESS` naming the user, the path and the errno.
-pub fn check_access(user: &str, ids: &Ids, path: &str, execute: bool) -> Result<()> {
-    let errno = sys::access_as(ids, &c_string("path", path)?, execute)
-        .map_err(|e| e.about(format!("checking {} as user {:?}", path, user)))?;
-    if errno == 0 {
-        return Ok(());
+/// Checks, as `user` with `ids`, in one forked process, that `program` can be executed and
+/// every path in `readable` read: the kernel's answer for that user, folders on the way
+/// included. Refuses with `ERR_PRIVSEP_NO_ACCESS` naming the user, the path and the errno.
+pub fn check_access(user: &str, ids: &Ids, program: &str, readable: &[String]) -> Result<()> {
+    let mut paths = vec![(c_string("path", program)?, true)];
+    for path in readable {
+        paths.push((c_string("path", path)?, false));
     }
+    let asked: Vec<(&std::ffi::CStr, bool)> = paths.iter().map(|(p, x)| (p.as_c_str(), *x)).collect();
+    let failed = sys::access_as(ids, &asked).map_err(|e| e.about(format!("checking access as user {:?}", user)))?;
+    let (index, errno) = match failed {
+        None => return Ok(()),
+        Some(failed) => failed,
+    };
+    let (path, verb) = if index == 0 {
+        (program, "execute")
+    } else {
+        (readable[index - 1].as_str(), "read")
+    };
     Err(Error::invalid(
         "ERR_PRIVSEP_NO_ACCESS",
         format!(
             "user {:?} (uid {}) cannot {} {}: {}; the child runs as that user, so give it {} access to the file and search (x) access to every folder above it",
             user,
             ids.uid,
-            if execute { "execute" } else { "read" },
+            verb,
             path,
             std::io::Error::from_raw_os_error(errno),
-            if execute { "execute" } else { "read" },
+            verb,
         ),
     ))
 }

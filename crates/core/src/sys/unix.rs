@@ -808,10 +808,11 @@ unsafe fn no_new_privileges() -> c_int {
     0
 }
 
-/// Forks a process that takes `ids` as `spawn_as` does and tries to open `path` for reading
-/// (and, with `execute`, checks execute permission); returns its errno, 0 when it could.
-/// The kernel's own answer as that user: permissions, ACLs and every folder on the way.
-pub fn access_as(ids: &Ids, path: &CStr, execute: bool) -> SysResult<i32> {
+/// Forks a process that takes `ids` as `spawn_as` does and checks each `(path, execute)`:
+/// execute permission, or that it opens for reading. Returns the first that fails, as its
+/// index and errno. The kernel's own answer as that user: permissions, ACLs, every folder on
+/// the way.
+pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
     let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
     let (reader, writer) = pipe()?;
     let previous = SignalMask::all().swap()?;
@@ -820,19 +821,28 @@ pub fn access_as(ids: &Ids, path: &CStr, execute: bool) -> SysResult<i32> {
     if let Ok(0) = forked {
         // SAFETY: as above; we are the only thread of the new process.
         unsafe {
-            let mut errno_out = 0;
+            let mut failed = (u32::MAX, 0);
             if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
                 || set_gid(ids.gid) == -1
                 || set_uid(ids.uid) == -1
             {
-                errno_out = errno();
+                failed = (0, errno());
             } else {
-                let fd = libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK);
-                if fd == -1 || (execute && libc::access(path.as_ptr(), libc::X_OK) == -1) {
-                    errno_out = errno();
+                for (i, &(path, execute)) in paths.iter().enumerate() {
+                    let ok = if execute {
+                        libc::access(path.as_ptr(), libc::X_OK) == 0
+                    } else {
+                        libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) != -1
+                    };
+                    if !ok {
+                        failed = (i as u32, errno());
+                        break;
+                    }
                 }
             }
-            let bytes = errno_out.to_ne_bytes();
+            let mut bytes = [0u8; 8];
+            bytes[..4].copy_from_slice(&failed.0.to_ne_bytes());
+            bytes[4..].copy_from_slice(&failed.1.to_ne_bytes());
             libc::write(writer.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
             libc::_exit(0)
         }
@@ -840,13 +850,19 @@ pub fn access_as(ids: &Ids, path: &CStr, execute: bool) -> SysResult<i32> {
     previous.swap()?;
     let pid = forked?;
     drop(writer);
-    let mut bytes = [0u8; 4];
+    let mut bytes = [0u8; 8];
     let got = read_full(reader.as_raw_fd(), &mut bytes)?;
     wait(pid as u32)?;
-    if got != 4 {
+    if got != 8 {
         return Err(SysError::new("fork", io::Error::from_raw_os_error(libc::ECHILD)));
     }
-    Ok(i32::from_ne_bytes(bytes))
+    let index = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+    let errno = i32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
+    Ok(if index == u32::MAX {
+        None
+    } else {
+        Some((index as usize, errno))
+    })
 }
 
 // ---- the monitor's process work --------------------------------------------------------

@@ -76,7 +76,7 @@ pub fn is_verify_failure(_err: &SysError) -> bool {
     false
 }
 
-pub fn access_as(_ids: &Ids, _path: &CStr, _execute: bool) -> SysResult<i32> {
+pub fn access_as(_ids: &Ids, _paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
     unsupported("fork")
 }
 
