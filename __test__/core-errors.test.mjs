@@ -1,7 +1,7 @@
 // Every way the core flow can be misused or fed bad input ends in an Error with its own
 // stable code, a message naming what was involved, and no crash.
 import assert from 'node:assert/strict'
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
 import net from 'node:net'
@@ -87,6 +87,39 @@ describe('in the root parent', () => {
     const fifo = path.join(dir, 'fifo')
     execFileSync('mkfifo', [fifo])
     throwsCode(() => parent.openPrivileged(fifo), 'ERR_PRIVSEP_NOT_FILE', /fifo/)
+  })
+
+  test('a key path through a folder another user owns or can write: ERR_PRIVSEP_UNSAFE_PATH, whatever a symlink there points at', () => {
+    const theirs = path.join(dir, 'theirs')
+    fs.mkdirSync(theirs)
+    fs.chownSync(theirs, nobody.uid, nobody.gid)
+    for (const target of ['/proc/self/mem', '/proc/self/maps', '/etc/shadow']) {
+      fs.rmSync(path.join(theirs, 'key.pem'), { force: true })
+      fs.symlinkSync(target, path.join(theirs, 'key.pem'))
+      throwsCode(() => parent.openPrivileged(path.join(theirs, 'key.pem')), 'ERR_PRIVSEP_UNSAFE_PATH', /owned by uid 65534/)
+    }
+    fs.chownSync(theirs, 0, 0)
+    fs.chmodSync(theirs, 0o777)
+    throwsCode(() => parent.openPrivileged(path.join(theirs, 'key.pem')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
+    throwsCode(() => parent.listen('unix', path.join(theirs, 'ctl.sock')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
+    throwsCode(() => parent.openPrivileged('/proc/self/mem'), 'ERR_PRIVSEP_UNSAFE_PATH', /procfs/)
+    throwsCode(() => parent.openPrivileged('/sys/kernel/notes'), 'ERR_PRIVSEP_UNSAFE_PATH', /sysfs/)
+  })
+
+  test('a terminal as a key path is refused before it is opened, so root gains no controlling terminal', async () => {
+    // A pty whose slave no process has as its terminal; the probe runs as a session leader
+    // without one (setsid), where opening a terminal would make it the controlling one.
+    const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+    const holder = spawn(python, ['-c', 'import os, sys, time; m, s = os.openpty(); print(os.ttyname(s), flush=True); time.sleep(60)'], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const tty = (await new Promise((resolve) => holder.stdout.once('data', resolve))).toString().trim()
+      assert.match(tty, /^\/dev\/pts\/\d+$/)
+      const lines = await probe({ steps: [['ttyNr'], ['open', tty], ['ttyNr']] }, { prefix: ['setsid', '--wait'] })
+      assert.deepEqual(lines.map((l) => l.code ?? l.ok), [0, 'ERR_PRIVSEP_UNSAFE_PATH', 0])
+      assert.match(lines[1].message, /devpts/)
+    } finally {
+      holder.kill()
+    }
   })
 
   test('a missing key file: ENOENT naming the path', () => {

@@ -36,6 +36,7 @@ export interface Native {
   parseAddress (network: string, address: string): string
   listen (network: string, address: string, backlog: number, mode?: number): number
   restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): PassedEntry[] | null
+  openFile (path: string): number
   handOff (request: HandOffRequest): number
   execMonitor (path: string, handOffFd: number, keep: number[]): never
   readReport (text: string): MonitorReport | null
@@ -44,7 +45,7 @@ export interface Native {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, handOff: true, execMonitor: true, readReport: true, close: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, handOff: true, execMonitor: true, readReport: true, close: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

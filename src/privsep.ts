@@ -14,12 +14,21 @@ function isRoot (): boolean {
 }
 
 /**
- * Opens `path` read-only (close-on-exec, as Node opens every file) and refuses anything but a
- * regular file: a FIFO or device must not block or leak. O_NONBLOCK keeps a FIFO's open from
- * hanging; it changes nothing for a regular file.
+ * A descriptor for reading the regular file at `path`. As root the path is resolved safely
+ * (crates/core/src/paths.rs: every folder and symlink on the way root's alone, no pseudo file
+ * system, the type known before the open). Otherwise Node opens it (close-on-exec), without
+ * acquiring a terminal or blocking on a FIFO, and anything but a regular file is refused.
  */
 function openRegularFile (path: string): number {
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+  const absolute = process.getBuiltinModule('node:path').resolve(path)
+  if (isRoot()) {
+    try {
+      return native().openFile(absolute)
+    } catch (err) {
+      throw Object.assign(err as Error, { path })
+    }
+  }
+  const fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0))
   if (!fs.fstatSync(fd).isFile()) {
     fs.closeSync(fd)
     throw new PrivsepError('ERR_PRIVSEP_NOT_FILE', `openPrivileged(${path}): not a regular file`)

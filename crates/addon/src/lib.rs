@@ -6,6 +6,7 @@ mod js;
 
 use js::{Cx, Fail};
 use privsep_core::handoff::{self, Handoff, Report};
+use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
 use privsep_core::socket::{self, Endpoint};
@@ -141,6 +142,15 @@ unsafe extern "C" fn exec_monitor(env: napi_env, info: napi_callback_info) -> na
     })
 }
 
+/// `openFile(path): number`: as root, a descriptor for reading the regular file at absolute
+/// `path`, resolved safely (crates/core/src/paths.rs).
+unsafe extern "C" fn open_file(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let fd = paths::open_file(&cx.string(args[0], "path")?)?;
+        cx.create_number(fd as f64)
+    })
+}
+
 /// `readReport(text): [pid] | [code, errno, syscall, message] | null`: the monitor's report,
 /// decoded; null for anything that is not one.
 unsafe extern "C" fn read_report(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -178,10 +188,11 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 7] = [
+    let functions: [(&str, napi_callback); 8] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
+        ("openFile", Some(open_file)),
         ("handOff", Some(hand_off)),
         ("execMonitor", Some(exec_monitor)),
         ("readReport", Some(read_report)),

@@ -5,6 +5,7 @@
 
 pub mod error;
 pub mod handoff;
+pub mod paths;
 pub mod process;
 pub mod protocol;
 pub mod socket;

@@ -2,6 +2,7 @@
 //! and checking in the child that an inherited descriptor is exactly what was declared (the
 //! checks of systemd's `sd_is_socket_sockaddr`).
 
+use crate::paths;
 use crate::sys::{self, ENOTSOCK};
 use crate::{Error, Result};
 use std::ffi::CString;
@@ -158,12 +159,19 @@ impl fmt::Display for Endpoint {
 }
 
 /// Creates, binds and (for streams) listens; returns the descriptor, close-on-exec, which the
-/// caller now owns. A unix socket file left by an earlier run (nobody accepts on it) is
-/// replaced; anything else at the path is refused and kept. `mode` sets the socket file's
+/// caller now owns. As root, every folder on a unix socket's path must be root's alone
+/// (`paths::check_folders`). A unix socket file left by an earlier run (nobody accepts on it)
+/// is replaced; anything else at the path is refused and kept. `mode` sets the socket file's
 /// permissions (unix only).
 pub fn listen(endpoint: &Endpoint, backlog: i32, mode: Option<u32>) -> Result<i32> {
     let what = || format!("{} {}", endpoint.network.name(), endpoint);
     if let Address::Path(path) = &endpoint.address {
+        if sys::is_root() {
+            let absolute = std::env::current_dir()
+                .map_err(|e| Error::os("getcwd", e, "unix socket path"))?
+                .join(path);
+            paths::check_folders(&absolute.to_string_lossy())?;
+        }
         remove_stale(path)?;
     }
     sys::listen_socket(

@@ -147,6 +147,55 @@ pub fn exec_keeping(_program: &CStr, _argv: &[CString], _keep: &[i32]) -> SysErr
     SysError::new("execve", io::Error::new(io::ErrorKind::Unsupported, "not on Windows"))
 }
 
+/// A descriptor of a folder or file met on a walk: none on Windows.
+pub struct Fd;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub uid: u32,
+    pub mode: u32,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+pub const S_IFMT: u32 = 0o170000;
+pub const S_IFDIR: u32 = 0o040000;
+pub const S_IFLNK: u32 = 0o120000;
+pub const S_IFREG: u32 = 0o100000;
+pub const S_ISVTX: u32 = 0o1000;
+
+pub fn open_dir(_parent: Option<&Fd>, _name: &CStr) -> SysResult<Fd> {
+    unsupported("openat")
+}
+
+pub fn open_file_at(_dir: &Fd, _name: &CStr) -> SysResult<Fd> {
+    unsupported("openat")
+}
+
+pub fn stat_at(_dir: &Fd, _name: &CStr) -> SysResult<Stat> {
+    unsupported("fstatat")
+}
+
+pub fn stat_fd(_fd: &Fd) -> SysResult<Stat> {
+    unsupported("fstat")
+}
+
+pub fn read_link_at(_dir: &Fd, _name: &CStr) -> SysResult<Vec<u8>> {
+    unsupported("readlinkat")
+}
+
+pub fn pseudo_fs(_fd: &Fd) -> SysResult<Option<&'static str>> {
+    unsupported("fstatfs")
+}
+
+pub fn is_root() -> bool {
+    false
+}
+
+pub fn into_raw(_fd: Fd) -> i32 {
+    -1
+}
+
 /// What `socket_file` reports for a path that holds something other than a socket.
 pub const ENOTSOCK: i32 = 10038;
 
