@@ -63,12 +63,13 @@ describe('a root parent hands its sockets and key to a child running as nobody',
     assert.equal(fs.statSync(key.file).mode & 0o777, 0o600)
   })
 
-  test('the child holds only stdio, the passed fds and Node\'s own', () => {
+  test('the child holds only stdio, the passed fds, the broker channel and Node\'s own', () => {
     const passed = new Set([...ready.listenerFds, ...ready.keyFds].map(String))
     assert.deepEqual([...passed].sort(), ['3', '4', '5', '6', '7', '8'])
+    assert.match(ready.fds['9'], /^socket:/, 'the broker channel, right after the passed fds')
     for (const [fd, target] of Object.entries(ready.fds)) {
       assert.notEqual(target, leak, `fd ${fd} leaked from the parent`)
-      if (['0', '1', '2'].includes(fd)) continue
+      if (['0', '1', '2', '9'].includes(fd)) continue
       if (passed.has(fd)) {
         assert.match(target, fd === String(ready.keyFds[0]) ? /key\.pem$/ : /^socket:/)
       } else {

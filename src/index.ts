@@ -12,7 +12,7 @@ import type { ConnectionRegistry } from './connections.js'
 export { Privsep } from './privsep.js'
 export { Listener, type ListenOptions, type Network } from './listener.js'
 export { PrivsepError, type PrivsepErrorCode } from './errors.js'
-export { forwardedSignals, type ChildExit, type ForkExecOptions } from './monitor.js'
+export { forwardedSignals, type BrokerPolicy, type ChildExit, type ForkExecOptions } from './monitor.js'
 
 /** This process's privsep state: it has one set of passed descriptors and one parent. */
 export const privsep = new Privsep()
@@ -21,6 +21,8 @@ export const listen = privsep.listen.bind(privsep)
 export const openPrivileged = privsep.openPrivileged.bind(privsep)
 export const restorePassedFiles = privsep.restorePassedFiles.bind(privsep)
 export const cleanupPassedFiles = privsep.cleanupPassedFiles.bind(privsep)
+export const requestFile = privsep.requestFile.bind(privsep)
+export const requestListener = privsep.requestListener.bind(privsep)
 export const forkExecUnprivileged = privsep.forkExecUnprivileged.bind(privsep)
 
 /** Turns filesImmediate on or off for this process (see `Privsep#filesImmediate`). */

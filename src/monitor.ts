@@ -3,6 +3,7 @@
 // waits. After an exec no JavaScript runs as root any more.
 const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
 import { fromNative, PrivsepError, type PrivsepErrorCode } from './errors.js'
+import type { Network } from './listener.js'
 import { monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
 
 export interface ForkExecOptions {
@@ -19,11 +20,25 @@ export interface ForkExecOptions {
    */
   signals?: readonly NodeJS.Signals[]
   /**
+   * What the child may ask for at run time (`requestFile`, `requestListener`) beyond what was
+   * opened and bound before the hand-off, which it may always ask for again.
+   */
+  allow?: BrokerPolicy
+  /**
    * true (default): this process becomes the monitor, which ends the way the child ends (its
    * exit code, or death by its signal). false: start the monitor as a child and resolve
    * with how the program ended, for tests and embedders.
    */
   exit?: boolean
+}
+
+export interface BrokerPolicy {
+  /** Files by absolute path. */
+  files?: readonly string[]
+  /** Folders: any file below them (e.g. `/etc/letsencrypt/live/`). */
+  folders?: readonly string[]
+  /** Listeners by network and address, as `listen` takes them. */
+  listeners?: ReadonlyArray<readonly [Network, string]>
 }
 
 export interface ChildExit {
@@ -48,6 +63,23 @@ export function checkOptions (options: ForkExecOptions): void {
   if (umask !== undefined && !(Number.isInteger(umask) && umask >= 0 && umask <= 0o777)) {
     throw invalid(`options.umask must be an integer from 0 to 0o777, not ${String(umask)}`)
   }
+  const { allow } = options
+  if (allow !== undefined && (typeof allow !== 'object' || allow === null)) throw invalid('options.allow must be { files?, folders?, listeners? }')
+  for (const key of ['files', 'folders', 'listeners'] as const) {
+    if (allow?.[key] !== undefined && !Array.isArray(allow[key])) throw invalid(`options.allow.${key} must be an array`)
+  }
+  for (const path of [...(allow?.files ?? []), ...(allow?.folders ?? [])]) {
+    if (typeof path !== 'string' || !path.startsWith('/')) throw invalid(`options.allow: ${JSON.stringify(path)} is not an absolute path`)
+  }
+}
+
+/** The policy as the hand-off carries it: `[kind, value]` with canonical addresses. */
+function allowEntries (allow: BrokerPolicy | undefined): Array<[string, string]> {
+  return [
+    ...(allow?.files ?? []).map((path): [string, string] => ['file', path]),
+    ...(allow?.folders ?? []).map((path): [string, string] => ['folder', path]),
+    ...(allow?.listeners ?? []).map(([network, address]): [string, string] => [network, native().parseAddress(network, address)])
+  ]
 }
 
 /** The numbers of the signals to forward (Unix: Windows has no SIGQUIT or SIGUSR2). */
@@ -75,6 +107,7 @@ function request (options: ForkExecOptions, signals: number[], passed: PassedEnt
     reportFd,
     parentPid,
     passed,
+    allow: allowEntries(options.allow),
     readable: script !== undefined && process.getBuiltinModule('node:fs').statSync(script, { throwIfNoEntry: false })?.isFile() === true ? [script] : []
   }
 }

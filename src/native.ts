@@ -25,9 +25,14 @@ export interface HandOffRequest {
   parentPid: number
   /** The monitor's descriptors to pass, in order. */
   passed: PassedEntry[]
+  /** What the child may ask the broker for beyond `passed`: `[kind, value]`, kind a network, `file` or `folder`. */
+  allow: Array<[kind: string, value: string]>
   /** Files the user must be able to read (the program's script). */
   readable: string[]
 }
+
+/** A broker request (docs/PROTOCOL.md, "The broker"). */
+export type BrokerRequest = ['file', path: string] | ['listener', network: string, address: string, backlog: number, mode: number | undefined]
 
 /** The monitor's report, decoded: the child's pid, or why it did not start. */
 export type MonitorReport = [pid: number] | [code: string, errno: number, syscall: string, message: string]
@@ -35,8 +40,9 @@ export type MonitorReport = [pid: number] | [code: string, errno: number, syscal
 export interface Native {
   parseAddress (network: string, address: string): string
   listen (network: string, address: string, backlog: number, mode?: number): number
-  restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): PassedEntry[] | null
+  restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): [entries: PassedEntry[], channel: number | null] | null
   openFile (path: string): number
+  brokerRequest (channel: number, id: number, request: BrokerRequest): Promise<number>
   handOff (request: HandOffRequest): number
   execMonitor (path: string, handOffFd: number, keep: number[]): never
   readReport (text: string): MonitorReport | null
@@ -45,7 +51,7 @@ export interface Native {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, handOff: true, execMonitor: true, readReport: true, close: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

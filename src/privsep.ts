@@ -4,7 +4,7 @@
 const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
 import { PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
-import { native, type PassedEntry } from './native.js'
+import { native, type BrokerRequest, type PassedEntry } from './native.js'
 import { checkOptions, execMonitor, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
@@ -43,6 +43,9 @@ interface Passed {
   unclaimed: Set<number>
 }
 
+const noBroker = (what: string, why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_BROKER_CLOSED',
+  `${what}: ${why}; a child started by forkExecUnprivileged asks its monitor, and with filesImmediate this process opens and binds itself`)
+
 export class Privsep {
   /**
    * Listen and open directly in this process, without a parent or a fork: for development,
@@ -57,6 +60,11 @@ export class Privsep {
   #spawned = false
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
+  /** Child: the broker channel to the monitor, until it closes. */
+  #channel: number | undefined
+  #requests = 0
+  /** Broker requests go one at a time: each waits for the one before. */
+  #brokerQueue: Promise<unknown> = Promise.resolve()
 
   #mode (what: string): 'parent' | 'child' | 'immediate' {
     if (this.#passed) return 'child'
@@ -135,11 +143,13 @@ export class Privsep {
    */
   restorePassedFiles (): void {
     if (this.#passed) return
-    const entries = native().restore(process.env.PRIVSEP_PID, process.env.PRIVSEP_FDS, process.env.PRIVSEP_FILES, process.ppid)
-    if (entries === null) {
+    const restored = native().restore(process.env.PRIVSEP_PID, process.env.PRIVSEP_FDS, process.env.PRIVSEP_FILES, process.ppid)
+    if (restored === null) {
       this.#mode('restorePassedFiles()')
       return
     }
+    const [entries, channel] = restored
+    this.#channel = channel ?? undefined
     for (const name of ENV) delete process.env[name]
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set() }
     for (const [fd, kind, value] of entries) {
@@ -209,6 +219,64 @@ export class Privsep {
     for (const [fd] of this.#kept) native().close(fd)
     this.#kept = []
     this.#spawned = true
+  }
+
+  /**
+   * In the child: a descriptor for reading `path`, opened by the monitor now, if the policy
+   * allows it (what the root process opened, or `allow.files` / `allow.folders`): a renewed key
+   * at the same path, say. With filesImmediate, opened here as `openPrivileged` opens.
+   */
+  async requestFile (path: string): Promise<number> {
+    if (typeof path !== 'string' || path === '' || path.includes('\0')) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `requestFile needs a file path, not ${JSON.stringify(path)}`)
+    }
+    const absolute = process.getBuiltinModule('node:path').resolve(path)
+    if (this.#brokerless()) return openRegularFile(absolute)
+    return await this.#ask(`requestFile(${absolute})`, ['file', absolute])
+  }
+
+  /**
+   * In the child: the listener for `network` and `address` from the monitor, if the policy
+   * allows it: one it holds (what the root process bound, the same socket again) or one
+   * `allow.listeners` names, which it binds now. With filesImmediate, bound here.
+   */
+  async requestListener (network: Network, address: string, options: ListenOptions = {}): Promise<Listener> {
+    if (!networks.includes(network)) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `unknown network ${JSON.stringify(network)}: use ${networks.join(', ')}`)
+    }
+    const addr = native().parseAddress(network, address)
+    const backlog = options.backlog ?? 511
+    if (this.#brokerless()) return new Listener(network, addr, native().listen(network, addr, backlog, options.mode))
+    const fd = await this.#ask(`requestListener(${network} ${addr})`, ['listener', network, addr, backlog, options.mode])
+    return new Listener(network, addr, fd)
+  }
+
+  /** True where this process opens and binds itself (filesImmediate); throws where no broker is. */
+  #brokerless (): boolean {
+    if (this.#passed === undefined && (this.filesImmediate || process.platform === 'win32')) return true
+    if (this.#passed === undefined) throw noBroker('no broker', 'this process was not started by a privsep monitor')
+    return false
+  }
+
+  /** One request to the monitor, after the ones before it; a broken channel is closed for good. */
+  async #ask (what: string, request: BrokerRequest): Promise<number> {
+    const id = ++this.#requests
+    const asked = this.#brokerQueue.then(async () => {
+      const channel = this.#channel
+      if (channel === undefined) throw noBroker(what, 'the broker channel is closed')
+      try {
+        return await native().brokerRequest(channel, id, request)
+      } catch (err) {
+        const code = (err as { code?: string }).code
+        if (code === 'ERR_PRIVSEP_BROKER_CLOSED' || code === 'ERR_PRIVSEP_BROKER_MALFORMED' || code === 'EPIPE' || code === 'ECONNRESET') {
+          this.#channel = undefined
+          native().close(channel)
+        }
+        throw err
+      }
+    })
+    this.#brokerQueue = asked.catch(() => {})
+    return await asked
   }
 
   #claimSocket (key: string): number {

@@ -5,13 +5,17 @@
 mod js;
 
 use js::{Cx, Fail};
+use privsep_core::broker::{self, Request};
 use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::spawn;
+use privsep_core::{Error, Result};
 use privsep_node_api::*;
+use std::os::raw::c_void;
+use std::panic::AssertUnwindSafe;
 use std::ptr;
 
 /// `parseAddress(network, address): string`: the canonical form, or a throw.
@@ -32,8 +36,9 @@ unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi_val
     })
 }
 
-/// `restore(pid, fds, files, ppid): null | [fd, kind, value][]`: decodes the protocol
-/// variables (undefined when unset) and validates every descriptor. A child of privsep
+/// `restore(pid, fds, files, ppid): null | [[fd, kind, value][], channel | null]`: decodes the
+/// protocol variables (undefined when unset), validates every descriptor, and finds the
+/// broker channel at 3 + their number. A child of privsep
 /// first makes itself not dumpable, so no other process of its uid can take its descriptors.
 unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -49,6 +54,12 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
             Some(entries) => entries,
         };
         protocol::restore(&entries)?;
+        let channel_fd = 3 + entries.len() as i32;
+        let channel = if broker::is_channel(channel_fd) {
+            cx.create_number(channel_fd as f64)?
+        } else {
+            cx.null()?
+        };
         let rows = entries
             .iter()
             .map(|e| {
@@ -59,12 +70,12 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
                 ])
             })
             .collect::<std::result::Result<Vec<_>, Fail>>()?;
-        cx.array(&rows)
+        cx.array(&[cx.array(&rows)?, channel])
     })
 }
 
 /// `handOff({ program, argv, env, user, group?, umask?, signals, reportFd, parentPid,
-/// passed: [fd, kind, value][], readable: string[] }): number`: resolves the user, checks as
+/// passed: [fd, kind, value][], allow: [kind, value][], readable: string[] }): number`: resolves the user, checks as
 /// that user that `program` can be executed and `readable` read, and returns a close-on-exec
 /// descriptor of the encoded hand-off description.
 unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -97,6 +108,20 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
         let readable = cx.strings(cx.property(options, "readable")?, "readable")?;
         spawn::check_access(&user, &ids, &program, &readable)?;
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
+        let mut allow_entries = Vec::new();
+        let mut allow_folders = Vec::new();
+        for row in cx.elements(cx.property(options, "allow")?, "allow")? {
+            let row = cx.elements(row, "allow entry")?;
+            if row.len() != 2 {
+                return Err(Fail::invalid("allow entries are [kind, value]"));
+            }
+            let (kind, value) = (cx.string(row[0], "kind")?, cx.string(row[1], "value")?);
+            if kind == "folder" {
+                allow_folders.push(value);
+            } else {
+                allow_entries.push(Passed::parse(&kind, &value)?);
+            }
+        }
         let handoff = Handoff {
             program,
             argv: cx.strings(cx.property(options, "argv")?, "argv")?,
@@ -115,6 +140,8 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             report_fd: cx.int(cx.property(options, "reportFd")?, "reportFd")?,
             parent_pid: cx.int(cx.property(options, "parentPid")?, "parentPid")? as u32,
             passed,
+            allow: allow_entries,
+            allow_folders,
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;
@@ -173,6 +200,94 @@ unsafe extern "C" fn read_report(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
+struct BrokerJob {
+    channel: i32,
+    request: Request,
+    deferred: napi_deferred,
+    work: napi_async_work,
+    outcome: Option<Result<i32>>,
+}
+
+/// `brokerRequest(channel, id, ['file', path] | ['listener', network, address, backlog, mode]):
+/// Promise<number>`: asks the monitor on a libuv pool thread (the event loop never waits) and
+/// resolves with the checked descriptor.
+unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let channel = cx.int(args[0], "channel")?;
+        let id = cx.int(args[1], "id")? as u32;
+        let what = cx.elements(args[2], "request")?;
+        let request = match (cx.string(what[0], "kind")?.as_str(), what.len()) {
+            ("file", 2) => Request::File {
+                id,
+                path: cx.string(what[1], "path")?,
+            },
+            ("listener", 5) => Request::Listener {
+                id,
+                endpoint: Endpoint::parse(&cx.string(what[1], "network")?, &cx.string(what[2], "address")?)?,
+                backlog: cx.int(what[3], "backlog")? as u32,
+                mode: cx
+                    .optional_number(what[4], "mode")?
+                    .map_or(broker::NO_MODE, |m| m as u32),
+            },
+            _ => {
+                return Err(Fail::invalid(
+                    "a request is ['file', path] or ['listener', network, address, backlog, mode]",
+                ))
+            }
+        };
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
+        let job = Box::into_raw(Box::new(BrokerJob {
+            channel,
+            request,
+            deferred,
+            work: ptr::null_mut(),
+            outcome: None,
+        }));
+        let name = cx.create_string("privsep:broker")?;
+        let created = napi_create_async_work(
+            env,
+            ptr::null_mut(),
+            name,
+            Some(broker_execute),
+            Some(broker_complete),
+            job.cast(),
+            &mut (*job).work,
+        );
+        if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
+            drop(Box::from_raw(job));
+            return Err(Fail::Napi);
+        }
+        Ok(promise)
+    })
+}
+
+unsafe extern "C" fn broker_execute(_env: napi_env, data: *mut c_void) {
+    // SAFETY: `data` is the BrokerJob from `broker_request`, touched only here until complete.
+    let job = &mut *(data as *mut BrokerJob);
+    job.outcome = Some(
+        std::panic::catch_unwind(AssertUnwindSafe(|| broker::request(job.channel, &job.request)))
+            .unwrap_or_else(|_| Err(Error::invalid("ERR_PRIVSEP_INTERNAL", "panic while asking the broker"))),
+    );
+}
+
+unsafe extern "C" fn broker_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
+    // SAFETY: `data` is the boxed BrokerJob; complete runs once, on the JS thread.
+    let job = Box::from_raw(data as *mut BrokerJob);
+    let cx = Cx::new(env);
+    let outcome = match job.outcome {
+        Some(Ok(fd)) => cx.create_number(fd as f64),
+        Some(Err(err)) => Err(Fail::Core(err)),
+        None => Err(Fail::invalid("the broker request was cancelled")),
+    };
+    match outcome {
+        Ok(value) => napi_resolve_deferred(env, job.deferred, value),
+        Err(fail) => napi_reject_deferred(env, job.deferred, cx.error(fail)),
+    };
+    napi_delete_async_work(env, job.work);
+}
+
 /// `close(fd): void`.
 unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -188,11 +303,12 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 8] = [
+    let functions: [(&str, napi_callback); 9] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
         ("openFile", Some(open_file)),
+        ("brokerRequest", Some(broker_request)),
         ("handOff", Some(hand_off)),
         ("execMonitor", Some(exec_monitor)),
         ("readReport", Some(read_report)),

@@ -39,6 +39,10 @@ pub struct Handoff {
     pub parent_pid: u32,
     /// The monitor's descriptors to pass, in order: the child gets them at 3, 4, ...
     pub passed: Vec<Entry>,
+    /// What the child may ask the broker for beyond `passed`: files and listeners.
+    pub allow: Vec<Passed>,
+    /// Folders below which the child may ask for any file.
+    pub allow_folders: Vec<String>,
 }
 
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
@@ -65,6 +69,15 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
         out.u32(entry.fd as u32);
         out.string(entry.passed.kind());
         out.string(&entry.passed.value());
+    }
+    out.u32((handoff.allow.len() + handoff.allow_folders.len()) as u32);
+    for allowed in &handoff.allow {
+        out.string(allowed.kind());
+        out.string(&allowed.value());
+    }
+    for folder in &handoff.allow_folders {
+        out.string("folder");
+        out.string(folder);
     }
     out.0
 }
@@ -99,6 +112,22 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         let passed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("passed entry: {}", e)))?;
         Ok(Entry { fd, passed })
     })?;
+    let mut allow = Vec::new();
+    let mut allow_folders = Vec::new();
+    for (kind, value) in r.list(|r| Ok((r.string("allow kind")?, r.string("allow value")?)))? {
+        if kind == "folder" {
+            if !value.starts_with('/') {
+                return Err(malformed(format!("allowed folder {:?} is not absolute", value)));
+            }
+            allow_folders.push(value);
+        } else {
+            let allowed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
+            if matches!(&allowed, Passed::File(path) if !path.starts_with('/')) {
+                return Err(malformed(format!("allowed file {:?} is not absolute", value)));
+            }
+            allow.push(allowed);
+        }
+    }
     if r.at != bytes.len() {
         return Err(malformed(format!("{} bytes after the last field", bytes.len() - r.at)));
     }
@@ -139,6 +168,8 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         report_fd,
         parent_pid,
         passed,
+        allow,
+        allow_folders,
     })
 }
 
@@ -298,6 +329,11 @@ mod tests {
                     passed: Passed::parse("file", "/etc/k, y.pem").unwrap(),
                 },
             ],
+            allow: vec![
+                Passed::parse("udp6", "[::1]:53").unwrap(),
+                Passed::parse("file", "/etc/a.pem").unwrap(),
+            ],
+            allow_folders: vec!["/etc/letsencrypt/live/".into()],
         }
     }
 
@@ -341,6 +377,8 @@ mod tests {
         assert!(with(|h| h.passed[0].fd = 2).contains("below 3"));
         assert!(with(|h| h.report_fd = 1).contains("report fd"));
         assert!(with(|h| h.program = "a\0b".into()).contains("NUL"));
+        assert!(with(|h| h.allow_folders.push("relative/".into())).contains("not absolute"));
+        assert!(with(|h| h.allow.push(Passed::File("k.pem".into()))).contains("not absolute"));
     }
 
     #[test]

@@ -98,7 +98,6 @@ fn walk(path: &str, want_file: bool) -> Result<Walked> {
         let folder = stack.last().expect("the walk always holds /");
         let shown = format!("{}/{}", folder.shown, name);
         let c_name = c(&name)?;
-        let entry = sys::stat_at(&folder.fd, &c_name).map_err(os(&shown))?;
         let folder_shown = if folder.shown.is_empty() { "/" } else { &folder.shown };
         if folder.stat.uid != 0 {
             return Err(unsafe_path(
@@ -109,6 +108,7 @@ fn walk(path: &str, want_file: bool) -> Result<Walked> {
                 ),
             ));
         }
+        let entry = sys::stat_at(&folder.fd, &c_name).map_err(os(&shown))?;
         let sticky_but_ours = folder.stat.mode & S_ISVTX != 0 && entry.uid == 0;
         if folder.stat.mode & 0o022 != 0 && !sticky_but_ours {
             return Err(unsafe_path(

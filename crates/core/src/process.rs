@@ -3,7 +3,7 @@
 
 use crate::handoff::{self, Handoff};
 use crate::spawn::ExitStatus;
-use crate::sys::{self, SignalMask};
+use crate::sys;
 use crate::{Error, Result};
 use std::ffi::CString;
 
@@ -42,22 +42,32 @@ pub fn exec_keeping(program: &str, argv: &[String], keep: &[i32]) -> Error {
     }
 }
 
-/// The signals the monitor waits for, blocked in this thread: those it forwards and SIGCHLD.
-pub struct Signals(SignalMask);
+/// The signals the monitor acts on, caught into a pipe it can poll with the broker channel.
+pub struct Signals(i32);
 
 impl Signals {
-    /// Resets every disposition (ignoring `ignored`) and blocks `signals`.
-    pub fn block(signals: &[i32], ignored: &[i32]) -> Result<Signals> {
-        sys::reset_signals(ignored);
-        let mask = SignalMask::of(signals);
-        mask.swap().map_err(|e| e.about("blocking signals"))?;
-        Ok(Signals(mask))
+    /// Catches `signals`, ignores `ignored`, leaves every other signal its default action.
+    pub fn catch(signals: &[i32], ignored: &[i32]) -> Result<Signals> {
+        sys::catch_signals(signals, ignored)
+            .map(Signals)
+            .map_err(|e| e.about("catching signals"))
     }
 
-    /// The next of these signals to arrive.
-    pub fn next(&self) -> Result<i32> {
-        self.0.wait().map_err(|e| e.about("waiting for signals"))
+    /// The descriptor that becomes readable when a signal arrived.
+    pub fn fd(&self) -> i32 {
+        self.0
     }
+
+    /// The signals that arrived since the last call, each once.
+    pub fn take(&self) -> Vec<i32> {
+        sys::caught_signals(self.0)
+    }
+}
+
+/// Waits until one of `fds` (-1: none) is readable or closed; `true` for each that is. A
+/// signal ends the wait with all `false`.
+pub fn wait_readable(fds: &[i32]) -> Result<Vec<bool>> {
+    sys::poll_readable(fds).map_err(|e| e.about("waiting"))
 }
 
 pub fn send(pid: u32, signal: i32) -> Result<()> {

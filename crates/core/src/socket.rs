@@ -85,6 +85,7 @@ pub enum FdKind {
 pub enum SocketType {
     Stream,
     Datagram,
+    SeqPacket,
     Other,
 }
 

@@ -36,6 +36,8 @@ pub struct Command {
     pub user: String,
     pub ids: Ids,
     pub umask: Option<u32>,
+    /// The child's end of the broker channel: it gets it at 3 + the number passed.
+    pub channel: Option<i32>,
 }
 
 fn c_string(what: &str, text: &str) -> Result<CString> {
@@ -139,7 +141,7 @@ pub fn spawn(command: &Command) -> Result<u32> {
     for (name, value) in &protocol_vars {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
-    let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).collect();
+    let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).collect();
     sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask).map_err(|e| {
         if sys::is_verify_failure(&e) {
             Error::invalid(

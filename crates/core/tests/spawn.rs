@@ -15,6 +15,7 @@ fn shell(script: &str) -> Command {
         user: "nobody".into(),
         ids: spawn::resolve("nobody", None).unwrap(),
         umask: Some(0o027),
+        channel: None,
     }
 }
 

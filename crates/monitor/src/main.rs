@@ -4,20 +4,25 @@
 //! process starts it (`exit: false`), with one argument: the descriptor of the hand-off
 //! description (docs/PROTOCOL.md). Then, single-threaded and in this order, it
 //! 1. reads and checks the description, and checks each descriptor it names;
-//! 2. closes every other descriptor, makes itself not dumpable, resets signal dispositions
-//!    and blocks the signals it waits for: those it forwards and SIGCHLD;
+//! 2. closes every other descriptor, makes itself not dumpable, catches the signals it acts
+//!    on (those it forwards, and SIGCHLD) and opens the broker channel;
 //! 3. starts the child as the user (`spawn::spawn`: session, drop, checks) and reports;
-//! 4. closes its copies of the passed descriptors: the child has them;
-//! 5. waits for signals: a forwarded one goes to the child, SIGCHLD reaps it;
+//! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
+//! 5. waits: a forwarded signal goes to the child, SIGCHLD reaps it, and each request on the
+//!    broker channel is checked against the policy (`answer`, the one place requests are
+//!    decided) and answered with at most one descriptor; a message the protocol does not
+//!    allow closes the channel;
 //! 6. removes the unix socket files it was handed, and ends the way the child ended
 //!    (never with a core file).
 //!
-//! Nothing but signals reaches it after step 3.
+//! Nothing but signals and broker requests reaches it after step 3.
 
+use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
+use privsep_core::paths;
 use privsep_core::process::{self, Signals, SIGCHLD, SIGPIPE, SIGUSR1};
 use privsep_core::protocol::Passed;
-use privsep_core::socket::{self, Address};
+use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
 use privsep_core::{Error, Result};
 
@@ -49,12 +54,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     keep.push(handoff.report_fd);
     process::close_all_but(&keep)?;
     process::set_not_dumpable()?;
+    let mut held = Vec::new();
     let mut socket_files = Vec::new();
     for entry in &handoff.passed {
         match &entry.passed {
             Passed::File(path) => socket::validate_file(entry.fd, path)?,
             Passed::Socket(endpoint) => {
                 socket::validate(entry.fd, endpoint)?;
+                held.push((endpoint.clone(), entry.fd));
                 if let Address::Path(path) = &endpoint.address {
                     if let Some(file) = socket::socket_file(path)? {
                         socket_files.push((path.clone(), file));
@@ -63,17 +70,26 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
     }
+    let passed: Vec<Passed> = handoff
+        .passed
+        .iter()
+        .map(|e| e.passed.clone())
+        .chain(handoff.allow.clone())
+        .collect();
+    let policy = Policy::from_entries(&passed, &handoff.allow_folders);
     // SIGUSR1 opens Node's inspector in a child; unless it is forwarded, it means nothing here.
     let mut ignored = vec![SIGPIPE];
     if !handoff.signals.contains(&SIGUSR1) {
         ignored.push(SIGUSR1);
     }
-    let mut waited = handoff.signals.clone();
-    waited.push(SIGCHLD);
-    let signals = Signals::block(&waited, &ignored)?;
+    let mut caught = handoff.signals.clone();
+    caught.push(SIGCHLD);
+    let signals = Signals::catch(&caught, &ignored)?;
+    let (channel, child_end) = broker::channel()?;
 
-    let pid = spawn::spawn(&command(&handoff))?;
-    for entry in &handoff.passed {
+    let pid = spawn::spawn(&command(&handoff, child_end))?;
+    let _ = socket::close(child_end);
+    for entry in handoff.passed.iter().filter(|e| matches!(e.passed, Passed::File(_))) {
         let _ = socket::close(entry.fd);
     }
     if *report >= 0 {
@@ -82,21 +98,90 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         *report = -1;
     }
 
-    let status = loop {
-        let signal = signals.next()?;
-        if signal == SIGCHLD {
-            if let Some(status) = process::try_wait(pid)? {
-                break status;
+    let mut channel = Some(channel);
+    let status = 'serving: loop {
+        let ready = process::wait_readable(&[signals.fd(), channel.unwrap_or(-1)])?;
+        for signal in signals.take() {
+            if signal != SIGCHLD {
+                // Already gone: the SIGCHLD that follows says how.
+                let _ = process::send(pid, signal);
+            } else if let Some(status) = process::try_wait(pid)? {
+                break 'serving status;
             }
-        } else {
-            // Already gone: the SIGCHLD that follows says how.
-            let _ = process::send(pid, signal);
+        }
+        if let (true, Some(fd)) = (ready[1], channel) {
+            if !serve(fd, &policy, &mut held) {
+                let _ = socket::close(fd);
+                channel = None;
+            }
         }
     };
     for (path, file) in socket_files {
         let _ = socket::remove_socket_file(&path, file);
     }
     Ok(status)
+}
+
+/// Answers one request on the broker channel. False when the channel is to be closed: the
+/// child closed it, or sent what the protocol does not allow (logged, never answered).
+fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> bool {
+    let request = match broker::receive_request(channel) {
+        Ok(Some(request)) => request,
+        Ok(None) => return false,
+        Err(err) => {
+            eprintln!("privsep-monitor: closing the broker channel: {}", err);
+            return false;
+        }
+    };
+    let (reply, fd, close_after) = answer(&request, policy, held);
+    let sent = broker::send_reply(channel, &reply, fd);
+    if let (Some(fd), true) = (fd, close_after) {
+        let _ = socket::close(fd);
+    }
+    if let Err(err) = sent {
+        eprintln!("privsep-monitor: closing the broker channel: {}", err);
+        return false;
+    }
+    true
+}
+
+/// The reply to `request` under `policy`, the descriptor to send with it, and whether to close
+/// that descriptor once sent (a file) or keep it (a listener, asked for again as the same one).
+fn answer(request: &Request, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> (Reply, Option<i32>, bool) {
+    let id = request.id();
+    let what = match request {
+        Request::File { path, .. } => format!("file {}", path),
+        Request::Listener { endpoint, .. } => format!("listener {} {}", endpoint.network.name(), endpoint),
+    };
+    if !policy.allows(request) {
+        eprintln!("privsep-monitor: denied the child's request for {}", what);
+        return (Reply::denied(id, &what), None, false);
+    }
+    let opened = match request {
+        Request::File { path, .. } => paths::open_file(path).map(|fd| (fd, true)),
+        Request::Listener {
+            endpoint,
+            backlog,
+            mode,
+            ..
+        } => match held.iter().find(|(e, _)| e == endpoint) {
+            Some(&(_, fd)) => Ok((fd, false)),
+            None => {
+                let mode = if *mode == broker::NO_MODE { None } else { Some(*mode) };
+                socket::listen(endpoint, (*backlog).min(65535) as i32, mode).map(|fd| {
+                    held.push((endpoint.clone(), fd));
+                    (fd, false)
+                })
+            }
+        },
+    };
+    match opened {
+        Ok((fd, close_after)) => (Reply::ok(id), Some(fd), close_after),
+        Err(err) => {
+            eprintln!("privsep-monitor: the child's request for {} failed: {}", what, err);
+            (Reply::failed(id, &err), None, false)
+        }
+    }
 }
 
 /// The one argument: the hand-off description's descriptor, a number from 3 on.
@@ -118,7 +203,7 @@ fn usage() -> Error {
     )
 }
 
-fn command(handoff: &Handoff) -> Command {
+fn command(handoff: &Handoff, channel: i32) -> Command {
     Command {
         program: handoff.program.clone(),
         argv: handoff.argv.clone(),
@@ -131,5 +216,6 @@ fn command(handoff: &Handoff) -> Command {
         } else {
             Some(handoff.umask)
         },
+        channel: Some(channel),
     }
 }

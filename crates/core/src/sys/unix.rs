@@ -222,6 +222,7 @@ pub fn socket_type(fd: RawFd) -> SysResult<SocketType> {
     Ok(match get_int_option(fd, libc::SOL_SOCKET, libc::SO_TYPE)? {
         libc::SOCK_STREAM => SocketType::Stream,
         libc::SOCK_DGRAM => SocketType::Datagram,
+        libc::SOCK_SEQPACKET => SocketType::SeqPacket,
         _ => SocketType::Other,
     })
 }
@@ -884,14 +885,11 @@ impl SignalMask {
         }
     }
 
-    pub fn of(signals: &[c_int]) -> SignalMask {
-        // SAFETY: sigemptyset initialises the set; sigaddset ignores invalid numbers.
+    pub fn none() -> SignalMask {
+        // SAFETY: sigemptyset initialises the set.
         unsafe {
             let mut set: libc::sigset_t = mem::zeroed();
             libc::sigemptyset(&mut set);
-            for &signal in signals {
-                libc::sigaddset(&mut set, signal);
-            }
             SignalMask(set)
         }
     }
@@ -907,34 +905,231 @@ impl SignalMask {
         }
         Ok(SignalMask(old))
     }
+}
 
-    /// Waits for one of these signals (which must be blocked) and takes it.
-    pub fn wait(&self) -> SysResult<c_int> {
-        let mut signal: c_int = 0;
-        // SAFETY: the set and `signal` are valid.
-        let ret = unsafe { libc::sigwait(&self.0, &mut signal) };
-        if ret != 0 {
-            return Err(SysError::new("sigwait", io::Error::from_raw_os_error(ret)));
-        }
-        Ok(signal)
+/// The write end of the signal pipe, for the handler; -1 until `catch_signals`.
+static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
+
+extern "C" fn on_signal(signal: c_int) {
+    // SAFETY: errno is thread-local; write(2) is async-signal-safe; a full pipe drops the
+    // byte, which loses nothing (the same signal is pending in the pipe already).
+    unsafe {
+        let saved = errno();
+        let byte = signal as u8;
+        libc::write(
+            SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed),
+            (&byte as *const u8).cast(),
+            1,
+        );
+        set_errno(saved);
     }
 }
 
-/// Sets every catchable signal to its default action, except `ignored` to SIG_IGN: a
-/// process that exec'd inherits ignored signals (Node ignores SIGPIPE), and an ignored
-/// SIGCHLD would reap children before waitpid sees them.
-pub fn reset_signals(ignored: &[c_int]) {
+#[cfg(target_os = "linux")]
+unsafe fn set_errno(value: c_int) {
+    *libc::__errno_location() = value;
+}
+#[cfg(not(target_os = "linux"))]
+unsafe fn set_errno(value: c_int) {
+    *libc::__error() = value;
+}
+
+/// Every catchable signal to its default action, `ignored` to SIG_IGN, and `caught` to a
+/// handler that writes the signal's number into a pipe; then unblocks everything. Returns the
+/// pipe's read end (non-blocking), for `poll`. Signals that arrived blocked (across the exec
+/// into the monitor) come out of it first. Once per process.
+pub fn catch_signals(caught: &[c_int], ignored: &[c_int]) -> SysResult<RawFd> {
+    let (reader, writer) = pipe()?;
+    for fd in [reader.as_raw_fd(), writer.as_raw_fd()] {
+        // SAFETY: fcntl on descriptors we own.
+        let flags = cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+        // SAFETY: as above.
+        cvt("fcntl", unsafe {
+            libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK)
+        })?;
+    }
+    SIGNAL_PIPE.store(writer.into_raw_fd(), std::sync::atomic::Ordering::Relaxed);
     for sig in 1..NSIG {
-        if sig != libc::SIGKILL && sig != libc::SIGSTOP {
-            let action = if ignored.contains(&sig) {
-                libc::SIG_IGN
-            } else {
-                libc::SIG_DFL
-            };
-            // SAFETY: setting a disposition to SIG_DFL or SIG_IGN is always sound.
-            unsafe { libc::signal(sig, action) };
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            continue;
+        }
+        // SAFETY: all-zero is a valid sigaction; the handler only writes to the pipe.
+        let mut action: libc::sigaction = unsafe { mem::zeroed() };
+        action.sa_sigaction = if caught.contains(&sig) {
+            on_signal as extern "C" fn(c_int) as libc::sighandler_t
+        } else if ignored.contains(&sig) {
+            libc::SIG_IGN
+        } else {
+            libc::SIG_DFL
+        };
+        action.sa_flags = libc::SA_RESTART;
+        // SAFETY: the mask inside `action` is initialised by sigfillset.
+        unsafe {
+            libc::sigfillset(&mut action.sa_mask);
+            libc::sigaction(sig, &action, ptr::null_mut());
         }
     }
+    SignalMask::none().swap()?;
+    Ok(reader.into_raw_fd())
+}
+
+/// The signals waiting in the pipe `catch_signals` returned, each once.
+pub fn caught_signals(pipe: RawFd) -> Vec<c_int> {
+    let mut signals = Vec::new();
+    let mut buf = [0u8; 64];
+    loop {
+        // SAFETY: reading into `buf`; the pipe is non-blocking.
+        let n = unsafe { libc::read(pipe, buf.as_mut_ptr().cast(), buf.len()) };
+        if n <= 0 {
+            return signals;
+        }
+        for &b in &buf[..n as usize] {
+            if !signals.contains(&(b as c_int)) {
+                signals.push(b as c_int);
+            }
+        }
+    }
+}
+
+/// Waits until one of `fds` is readable (or closed); `true` for each that is. An
+/// interrupted wait (a signal) returns all `false`.
+pub fn poll_readable(fds: &[RawFd]) -> SysResult<Vec<bool>> {
+    let mut polled: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    // SAFETY: `polled` is valid for its length; a negative fd is ignored by poll.
+    let ret = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
+    if ret == -1 {
+        let err = io::Error::last_os_error();
+        if err.kind() == io::ErrorKind::Interrupted {
+            return Ok(vec![false; fds.len()]);
+        }
+        return Err(SysError::new("poll", err));
+    }
+    Ok(polled.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
+}
+
+// ---- the broker channel ----------------------------------------------------------------
+
+/// A connected pair of close-on-exec `SOCK_SEQPACKET` unix sockets.
+pub fn seqpacket_pair() -> SysResult<(Fd, Fd)> {
+    let mut fds = [0 as c_int; 2];
+    #[cfg(target_os = "linux")]
+    let kind = libc::SOCK_SEQPACKET | libc::SOCK_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let kind = libc::SOCK_SEQPACKET;
+    // SAFETY: `fds` has room for two descriptors.
+    cvt("socketpair", unsafe {
+        libc::socketpair(libc::AF_UNIX, kind, 0, fds.as_mut_ptr())
+    })?;
+    // SAFETY: socketpair returned two fresh descriptors we own.
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    set_cloexec(pair.0.as_raw_fd())?;
+    set_cloexec(pair.1.as_raw_fd())?;
+    Ok(pair)
+}
+
+/// Sends one message with at most one descriptor, without blocking: a peer that does not
+/// read its replies gets EAGAIN here, not a stuck sender.
+pub fn send_message(socket: RawFd, bytes: &[u8], fd: Option<RawFd>) -> SysResult<()> {
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut _,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    let mut control = [0u64; 4];
+    if let Some(fd) = fd {
+        msg.msg_control = control.as_mut_ptr().cast();
+        // SAFETY: CMSG_SPACE is a pure computation.
+        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<c_int>() as u32) } as _;
+        // SAFETY: the control buffer holds one cmsghdr with room for one int.
+        unsafe {
+            let header = libc::CMSG_FIRSTHDR(&msg);
+            (*header).cmsg_level = libc::SOL_SOCKET;
+            (*header).cmsg_type = libc::SCM_RIGHTS;
+            (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<c_int>() as u32) as _;
+            ptr::write_unaligned(libc::CMSG_DATA(header) as *mut c_int, fd);
+        }
+    }
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
+    #[cfg(not(target_os = "linux"))]
+    let flags = libc::MSG_DONTWAIT;
+    // SAFETY: `msg` points at live buffers of the lengths given.
+    let sent = unsafe { libc::sendmsg(socket, &msg, flags) };
+    if sent == -1 {
+        return Err(SysError::new("sendmsg", io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
+/// One received message: its bytes (empty at end of file), the descriptors that came with it
+/// (close-on-exec, owned here), and whether it or its descriptors were cut short.
+pub struct Message {
+    pub bytes: Vec<u8>,
+    pub fds: Vec<Fd>,
+    pub truncated: bool,
+}
+
+/// Receives one message of at most `max` bytes; more is reported as `truncated`.
+pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
+    let mut bytes = vec![0u8; max + 1];
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_mut_ptr().cast(),
+        iov_len: bytes.len(),
+    };
+    let mut control = [0u64; 32];
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = mem::size_of_val(&control) as _;
+    #[cfg(target_os = "linux")]
+    let flags = libc::MSG_CMSG_CLOEXEC;
+    #[cfg(not(target_os = "linux"))]
+    let flags = 0;
+    let n = loop {
+        // SAFETY: `msg` points at live buffers of the lengths given.
+        let n = unsafe { libc::recvmsg(socket, &mut msg, flags) };
+        if n >= 0 {
+            break n as usize;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(SysError::new("recvmsg", err));
+        }
+    };
+    let mut fds = Vec::new();
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut header = libc::CMSG_FIRSTHDR(&msg);
+        while !header.is_null() {
+            if (*header).cmsg_level == libc::SOL_SOCKET && (*header).cmsg_type == libc::SCM_RIGHTS {
+                let data = libc::CMSG_DATA(header);
+                let count = ((*header).cmsg_len as usize - (data as usize - header as usize)) / mem::size_of::<c_int>();
+                for i in 0..count {
+                    let fd = ptr::read_unaligned((data as *const c_int).add(i));
+                    fds.push(OwnedFd::from_raw_fd(fd));
+                }
+            }
+            header = libc::CMSG_NXTHDR(&msg, header);
+        }
+    }
+    for fd in &fds {
+        set_cloexec(fd.as_raw_fd())?;
+    }
+    let truncated = n > max || msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    bytes.truncate(n.min(max));
+    Ok(Message { bytes, fds, truncated })
 }
 
 pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {

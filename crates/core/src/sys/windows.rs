@@ -96,20 +96,44 @@ pub const SIGUSR1: i32 = 10;
 pub struct SignalMask;
 
 impl SignalMask {
-    pub fn of(_signals: &[i32]) -> SignalMask {
+    pub fn all() -> SignalMask {
         SignalMask
     }
 
     pub fn swap(&self) -> SysResult<SignalMask> {
         unsupported("pthread_sigmask")
     }
-
-    pub fn wait(&self) -> SysResult<i32> {
-        unsupported("sigwait")
-    }
 }
 
-pub fn reset_signals(_ignored: &[i32]) {}
+pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
+    unsupported("sigaction")
+}
+
+pub fn caught_signals(_pipe: i32) -> Vec<i32> {
+    Vec::new()
+}
+
+pub fn poll_readable(_fds: &[i32]) -> SysResult<Vec<bool>> {
+    unsupported("poll")
+}
+
+pub fn seqpacket_pair() -> SysResult<(Fd, Fd)> {
+    unsupported("socketpair")
+}
+
+pub fn send_message(_socket: i32, _bytes: &[u8], _fd: Option<i32>) -> SysResult<()> {
+    unsupported("sendmsg")
+}
+
+pub struct Message {
+    pub bytes: Vec<u8>,
+    pub fds: Vec<Fd>,
+    pub truncated: bool,
+}
+
+pub fn receive_message(_socket: i32, _max: usize) -> SysResult<Message> {
+    unsupported("recvmsg")
+}
 
 pub fn kill(_pid: u32, _signal: i32) -> SysResult<()> {
     unsupported("kill")
