@@ -1,7 +1,7 @@
 // The demo (`npm start`) for real, as root: it binds privileged ports, drops to nobody, answers
 // on each endpoint with nobody's uid and the digest of the 0600 key, and drains on SIGTERM.
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -95,6 +95,16 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       assert.equal(answer.keySha256, digest)
       const served = new crypto.X509Certificate(res.socket.getPeerCertificate(true).raw)
       assert.ok(served.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'HTTPS uses the passed key')
+
+      // The README's renewal: --renew makes a new key and certificate, SIGHUP to the root
+      // process (the monitor forwards it) makes the child read them through the broker.
+      execFileSync(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir, '--renew'], { stdio: 'ignore' })
+      child.kill('SIGHUP')
+      await waitFor((l) => l.msg === 'secure context reloaded')
+      const renewed = await get(https, { port: httpsPort, host: '127.0.0.1', path: '/', rejectUnauthorized: false, agent: false })
+      const now = new crypto.X509Certificate(renewed.res.socket.getPeerCertificate(true).raw)
+      assert.notEqual(now.fingerprint256, served.fingerprint256, 'a new certificate without a restart')
+      assert.ok(now.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'with the renewed key')
 
       const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
       assert.match(metrics.body, /privsep_connections\{protocol="smtp",listener="public"\} 1\n/)

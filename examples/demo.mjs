@@ -7,6 +7,8 @@
 //   sudo npm start                          ports 25 and 443, files under /tmp/privsep-demo
 //   sudo node examples/demo.mjs --smtp-port 2525 --https-port 8443 --dir /root/demo
 //   npm start -- --immediate                without root: no drop, ports 2525/8443 (filesImmediate)
+//   sudo node examples/demo.mjs --renew     a new key and certificate for a running demo; then
+//                                           kill -HUP <its pid>: it reloads them, no restart
 //
 // The same program runs twice, as the README shows: the calls below bind and open in the root
 // parent and return what the parent passed in the child.
@@ -23,7 +25,7 @@ import pino from 'pino'
 import promClient from 'prom-client'
 import {
   cleanupPassedFiles, configureLifecycle, forkExecUnprivileged, handleSignals, listen, openPrivileged,
-  restorePassedFiles, serve, setFilesImmediate, shutdown
+  restorePassedFiles, serve, setFilesImmediate, shutdown, watchSecureContext
 } from 'privsep'
 
 const { values: args } = parseArgs({
@@ -37,6 +39,7 @@ const { values: args } = parseArgs({
     socket: { type: 'string' },
     user: { type: 'string', default: 'nobody' },
     'grace-ms': { type: 'string', default: '1000' },
+    renew: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
   }
 })
@@ -71,6 +74,12 @@ const ports = {
   smtp: Number(args['smtp-port'] ?? (immediate ? 2525 : 25)),
   https: Number(args['https-port'] ?? (immediate ? 8443 : 443)),
   metrics: Number(args['metrics-port'])
+}
+
+if (args.renew) {
+  prepareFiles(true) // the running demo picks them up on SIGHUP
+  log.info({ key: files.key, cert: files.cert }, 'renewed: send SIGHUP to the demo (kill -HUP <pid>) and it serves the new certificate')
+  process.exit(0)
 }
 
 if (immediate) {
@@ -142,10 +151,13 @@ function smtp (label) {
 
 await serve(net.createServer(smtp('smtp')), smtpListener, { protocol: 'smtp', name: 'public' })
 await serve(net.createServer(smtp('unix')), unixListener, { protocol: 'smtp', name: 'local' })
-await serve(https.createServer({ key, cert }, (req, res) => {
+const web = https.createServer({ key, cert }, (req, res) => {
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ ...me, keySha256, httpVersion: req.httpVersion }) + '\n')
-}), httpsListener, { protocol: 'https', name: 'public' })
+})
+// SIGHUP (forwarded by the monitor) reads the key and certificate again through the broker.
+watchSecureContext(web, files)
+await serve(web, httpsListener, { protocol: 'https', name: 'public' })
 await serve(http.createServer(async (req, res) => {
   if (req.url !== '/metrics') {
     res.writeHead(404).end()
@@ -162,7 +174,7 @@ log.info('ready: try  nc %s %d | curl -k https://%s:%d/ | nc -U %s | curl http:/
  * a self-signed key (0600) and certificate (0644), unless they exist. Refuses a directory
  * that someone else owns or can write to: root writing there would be a symlink attack.
  */
-function prepareFiles () {
+function prepareFiles (renew = false) {
   fs.mkdirSync(dir, { recursive: true, mode: 0o711 })
   const st = fs.lstatSync(dir)
   if (!st.isDirectory() || st.uid !== uid || (st.mode & 0o022) !== 0) {
@@ -170,7 +182,7 @@ function prepareFiles () {
     process.exit(1)
   }
   fs.chmodSync(dir, 0o711)
-  if (fs.existsSync(files.key) && fs.existsSync(files.cert)) return
+  if (!renew && fs.existsSync(files.key) && fs.existsSync(files.cert)) return
   const tmpKey = `${files.key}.${process.pid}`
   const tmpCert = `${files.cert}.${process.pid}`
   try {

@@ -7,6 +7,7 @@
 // import of a builtin costs about 0.4 ms per module per process. docs/BENCHMARKS.md measures it.
 import { Privsep } from './privsep.js'
 import { Lifecycle } from './lifecycle.js'
+import { reloadSecureContext as reload, watchSecureContext as watch, type SecureContextFiles, type SecureServer } from './tls.js'
 import type { ConnectionRegistry } from './connections.js'
 
 export { Privsep } from './privsep.js'
@@ -50,3 +51,12 @@ export const onShutdown: Lifecycle['onShutdown'] = lifecycle.onShutdown.bind(lif
 export const serve: Lifecycle['serve'] = lifecycle.serve.bind(lifecycle)
 export const registerMetrics: Lifecycle['registerMetrics'] = lifecycle.registerMetrics.bind(lifecycle)
 export const configureLifecycle: Lifecycle['configure'] = lifecycle.configure.bind(lifecycle)
+
+// Key renewal, with this process's broker and the lifecycle's logger.
+export { type SecureContextFiles, type SecureServer } from './tls.js'
+/** Reads `files` again (through the broker) and swaps them into `server` if they make a valid context. */
+export const reloadSecureContext = async (server: SecureServer, files: SecureContextFiles): Promise<{ serial: string }> =>
+  await reload(privsep, server, files)
+/** Reloads `server`'s secure context on each `signal` (default SIGHUP) and logs the outcome. */
+export const watchSecureContext = (server: SecureServer, files: SecureContextFiles, options: { signal?: NodeJS.Signals } = {}): () => void =>
+  watch(privsep, () => lifecycle.logger, server, files, options.signal)
