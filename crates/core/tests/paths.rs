@@ -2,10 +2,13 @@
 #![cfg(target_os = "linux")]
 
 use privsep_core::paths;
+use std::ffi::CString;
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{chown, symlink, PermissionsExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{symlink, PermissionsExt};
 use std::os::unix::io::FromRawFd;
+use std::path::Path;
 use std::path::PathBuf;
 
 /// A fresh root-owned 0755 folder under /tmp (sticky, root's): a safe place to start.
@@ -15,6 +18,16 @@ fn tree(name: &str) -> PathBuf {
     fs::create_dir(&dir).unwrap();
     fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
     dir
+}
+
+/// chown(2) (std's is newer than the workspace's Rust 1.63).
+fn chown(path: &Path, uid: Option<u32>, gid: Option<u32>) -> std::io::Result<()> {
+    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
+    // SAFETY: `c` is a C string; -1 (u32::MAX) leaves an id unchanged.
+    match unsafe { libc::chown(c.as_ptr(), uid.unwrap_or(u32::MAX), gid.unwrap_or(u32::MAX)) } {
+        0 => Ok(()),
+        _ => Err(std::io::Error::last_os_error()),
+    }
 }
 
 fn read(path: &str) -> String {

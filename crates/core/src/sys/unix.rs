@@ -873,10 +873,10 @@ pub const SIGPIPE: c_int = libc::SIGPIPE;
 pub const SIGUSR1: c_int = libc::SIGUSR1;
 
 /// A set of signals, and the thread's mask swapped for it.
-pub struct SignalMask(libc::sigset_t);
+struct SignalMask(libc::sigset_t);
 
 impl SignalMask {
-    pub fn all() -> SignalMask {
+    fn all() -> SignalMask {
         // SAFETY: sigfillset initialises the set.
         unsafe {
             let mut set: libc::sigset_t = mem::zeroed();
@@ -885,7 +885,7 @@ impl SignalMask {
         }
     }
 
-    pub fn none() -> SignalMask {
+    fn none() -> SignalMask {
         // SAFETY: sigemptyset initialises the set.
         unsafe {
             let mut set: libc::sigset_t = mem::zeroed();
@@ -895,7 +895,7 @@ impl SignalMask {
     }
 
     /// Makes this the thread's mask; returns the one it replaces.
-    pub fn swap(&self) -> SysResult<SignalMask> {
+    fn swap(&self) -> SysResult<SignalMask> {
         // SAFETY: all-zero is a valid sigset_t for the old mask to be written into.
         let mut old: libc::sigset_t = unsafe { mem::zeroed() };
         // SAFETY: both sets are valid; pthread_sigmask returns the error number.

@@ -93,18 +93,6 @@ pub const SIGCHLD: i32 = 17;
 pub const SIGPIPE: i32 = 13;
 pub const SIGUSR1: i32 = 10;
 
-pub struct SignalMask;
-
-impl SignalMask {
-    pub fn all() -> SignalMask {
-        SignalMask
-    }
-
-    pub fn swap(&self) -> SysResult<SignalMask> {
-        unsupported("pthread_sigmask")
-    }
-}
-
 pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
 }
