@@ -2,7 +2,7 @@
 // then becomes it (exec in place, same pid) or, with `exit: false`, starts it as a child and
 // waits. After an exec no JavaScript runs as root any more.
 const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
-import { fromNative, PrivsepError, type PrivsepErrorCode } from './errors.js'
+import { fromNative, PrivsepError } from './errors.js'
 import { monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
 
 export interface ForkExecOptions {
@@ -126,7 +126,7 @@ export function runMonitor (kept: PassedEntry[], options: ForkExecOptions, signa
 
 async function supervise (monitor: import('node:child_process').ChildProcess, signals: number[]): Promise<ChildExit> {
   const exited = new Promise<ChildExit>((resolve, reject) => {
-    monitor.on('error', reject)
+    monitor.on('error', (err) => { reject(fromNative(err)) })
     monitor.on('exit', (code, signal) => resolve({ code, signal }))
   })
   let text = ''
@@ -155,7 +155,5 @@ function reportError (report: MonitorReport | null, status: ChildExit): unknown 
     return new PrivsepError('ERR_PRIVSEP_INTERNAL', `privsep-monitor ended (${status.signal ?? `exit ${String(status.code)}`}) without saying whether the child started`)
   }
   const [code, errno, syscall, message] = report
-  const err = new PrivsepError(code as PrivsepErrorCode, message)
-  if (syscall !== '') Object.assign(err, { errno, syscall })
-  return fromNative(err)
+  return fromNative(Object.assign(new Error(message), { code }, syscall !== '' ? { errno, syscall } : {}))
 }
