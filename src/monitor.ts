@@ -3,7 +3,7 @@
 // waits. After an exec no JavaScript runs as root any more.
 const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
 import { fromNative, PrivsepError } from './errors.js'
-import { monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
+import { isSea, monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
 
 export interface ForkExecOptions {
   /** The user to run as; its supplementary groups come along. Must not be root. */
@@ -63,10 +63,14 @@ export function signalNumbers (options: ForkExecOptions): number[] {
 
 /** The request for `native().handOff`, for a monitor that sees `passed` at the given fds. */
 function request (options: ForkExecOptions, signals: number[], passed: PassedEntry[], reportFd: number, parentPid: number): Parameters<ReturnType<typeof native>['handOff']>[0] {
-  const script = process.argv[1]
+  // A single executable application is its own script: Node puts the executable's name in
+  // argv[1] again, and takes no Node options from its command line (its own execArgv, if
+  // any, come from its blob), so the child gets the user's arguments only.
+  const sea = isSea()
+  const script = sea ? undefined : process.argv[1]
   return {
     program: process.execPath,
-    argv: [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
+    argv: sea ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
     env: Object.entries(process.env).map(([name, value]) => `${name}=${value ?? ''}`),
     user: options.user,
     group: options.group,
