@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
-import { Privsep } from 'privsep'
+import { Privsep, PrivsepError } from 'privsep'
 import { fixtures, nobody, runToEnd, secretFile, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-errors-')
@@ -17,11 +17,13 @@ after(() => fs.rmSync(dir, { recursive: true, force: true }))
 async function probe (config, options = {}) {
   const { lines, stderr } = await runToEnd('core-probe.mjs', config, options)
   assert.ok(lines.length > 0, `probe printed nothing; stderr:\n${stderr}`)
+  for (const line of lines) if (line.code) assert.ok(line.privsepError, `${line.code} is not a PrivsepError: ${line.message}`)
   return lines
 }
 
 function throwsCode (fn, code, pattern) {
   assert.throws(fn, (err) => {
+    assert.ok(err instanceof PrivsepError, `${err.code} is a ${err.constructor.name}, not a PrivsepError`)
     assert.equal(err.code, code, err.message)
     if (pattern) assert.match(err.message, pattern)
     return true
@@ -71,6 +73,7 @@ describe('in the root parent', () => {
     await new Promise((resolve) => server.on('listening', resolve))
     try {
       assert.throws(() => parent.listen('tcp4', '127.0.0.1:87'), (err) => {
+        assert.ok(err instanceof PrivsepError)
         assert.equal(err.code, 'EADDRINUSE')
         assert.equal(err.errno, -98)
         assert.equal(err.syscall, 'bind')
@@ -122,14 +125,23 @@ describe('in the root parent', () => {
     }
   })
 
-  test('a missing key file: ENOENT naming the path', () => {
+  test('a missing key file: ENOENT naming the path, as a PrivsepError with errno and syscall', () => {
     const missing = path.join(dir, 'missing.pem')
-    assert.throws(() => parent.openPrivileged(missing), (err) => err.code === 'ENOENT' && err.path === missing)
+    assert.throws(() => parent.openPrivileged(missing), (err) => {
+      assert.ok(err instanceof PrivsepError)
+      // As root the path is walked one component at a time: the missing one is found by fstatat.
+      assert.deepEqual([err.code, err.errno, err.syscall, err.path], ['ENOENT', -2, 'fstatat', missing])
+      assert.match(err.message, /missing\.pem/)
+      return true
+    })
   })
 
-  test('an unknown user or group: ERR_PRIVSEP_UNKNOWN_USER / _GROUP, nothing spawned', async () => {
-    await assert.rejects(parent.forkExecUnprivileged({ user: 'no-such-user-here', exit: false }), { code: 'ERR_PRIVSEP_UNKNOWN_USER' })
-    await assert.rejects(parent.forkExecUnprivileged({ user: 'nobody', group: 'no-such-group', exit: false }), { code: 'ERR_PRIVSEP_UNKNOWN_GROUP' })
+  test('an unknown user or group: ERR_PRIVSEP_UNKNOWN_USER / _GROUP with how to create one, nothing spawned', async () => {
+    const isPrivsepError = (code, hint) => (err) => err instanceof PrivsepError && err.code === code && hint.test(err.message)
+    await assert.rejects(parent.forkExecUnprivileged({ user: 'no-such-user-here', exit: false }),
+      isPrivsepError('ERR_PRIVSEP_UNKNOWN_USER', /no such user "no-such-user-here": create it \(useradd --system no-such-user-here\) or name an existing/))
+    await assert.rejects(parent.forkExecUnprivileged({ user: 'nobody', group: 'no-such-group', exit: false }),
+      isPrivsepError('ERR_PRIVSEP_UNKNOWN_GROUP', /groupadd --system no-such-group/))
   })
 
   test('running the child as root or without a user: ERR_PRIVSEP_INVALID_ARGUMENT', async () => {
@@ -163,6 +175,38 @@ test('a drop that leaves capabilities behind: ERR_PRIVSEP_PRIVILEGE_DROP, no chi
   assert.match(lines[1].message, /capability/)
 })
 
+describe('a real child of a root parent, misusing the API', () => {
+  /** The parent passes 127.0.0.1:0 (no fixed port to collide on); the child runs `childSteps`. */
+  async function child (childSteps) {
+    const lines = await probe({ steps: [['listen', 'tcp4', '127.0.0.1:0'], ['fork', { user: 'nobody', exit: false }]], childSteps })
+    assert.equal(lines.at(-1).step, 'fork', JSON.stringify(lines))
+    return lines.slice(1, -1)
+  }
+
+  test('listen before restorePassedFiles(): ERR_PRIVSEP_NO_PASSED_FILES says to call restorePassedFiles() first', async () => {
+    const [line] = await child([['listen', 'tcp4', '127.0.0.1:0'], ['exit', 0]])
+    assert.equal(line.code, 'ERR_PRIVSEP_NO_PASSED_FILES')
+    assert.ok(line.privsepError)
+    assert.match(line.message, /child of a privsep parent .*restorePassedFiles\(\) was not called yet/)
+    assert.doesNotMatch(line.message, /not started by a privsep parent/)
+  })
+
+  test('a second listen for a listener already claimed: ERR_PRIVSEP_ALREADY_LISTENING says it was claimed', async () => {
+    const lines = await child([['restore'], ['listen', 'tcp4', '127.0.0.1:0'], ['listen', 'tcp4', '127.0.0.1:0'], ['exit', 0]])
+    assert.deepEqual(lines.map((l) => l.code ?? 'ok'), ['ok', 'ok', 'ERR_PRIVSEP_ALREADY_LISTENING'])
+    assert.ok(lines[2].privsepError)
+    assert.match(lines[2].message, /tcp4 127\.0\.0\.1:0.*already claimed by an earlier listen\(\)/)
+    assert.doesNotMatch(lines[2].message, /passed: none/)
+  })
+
+  test('forkExecUnprivileged in the child: ERR_PRIVSEP_NOT_ROOT says it is the child', async () => {
+    const lines = await child([['restore'], ['fork', { user: 'nobody' }], ['exit', 0]])
+    assert.equal(lines[1].code, 'ERR_PRIVSEP_NOT_ROOT')
+    assert.ok(lines[1].privsepError)
+    assert.match(lines[1].message, /unprivileged child privsep started \(uid 65534\)/)
+  })
+})
+
 describe('as nobody, not started by a privsep parent', () => {
   const asNobody = { uid: nobody.uid, gid: nobody.gid }
 
@@ -174,9 +218,12 @@ describe('as nobody, not started by a privsep parent', () => {
     }
   })
 
-  test('forkExecUnprivileged: ERR_PRIVSEP_NOT_ROOT', async () => {
+  test('forkExecUnprivileged: ERR_PRIVSEP_NOT_ROOT, naming the uid as the process\'s, not root\'s', async () => {
     const [line] = await probe({ steps: [['fork', { user: 'nobody' }]] }, asNobody)
     assert.equal(line.code, 'ERR_PRIVSEP_NOT_ROOT')
+    assert.ok(line.privsepError)
+    assert.match(line.message, /runs as uid 65534, not as root; start the program as root \(uid 0\)/)
+    assert.doesNotMatch(line.message, /root \(uid 65534\)/)
   })
 
   test('with filesImmediate it listens and opens directly, and forkExecUnprivileged runs in-process', async () => {

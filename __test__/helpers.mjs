@@ -13,12 +13,12 @@ export const fixtures = new URL('./fixtures/', import.meta.url).pathname
 export const nobody = { uid: 65534, gid: 65534 }
 
 /**
- * Starts `node fixtures/<name> <json>` and returns the process with helpers: `next()` gives
- * the next JSON line on stdout, `exited` resolves with { code, signal }, `stderr` collects.
+ * Starts `node fixtures/<name> <json>` (or `options.argv`) and returns the process with
+ * helpers: `next()` gives the next JSON line on stdout, `exited` resolves with { code, signal },
+ * `stderr` collects.
  */
 export function start (name, config, options = {}) {
-  const { prefix = [], ...spawnOptions } = options
-  const argv = [...prefix, process.execPath, path.join(fixtures, name), JSON.stringify(config)]
+  const { prefix = [], argv = [...prefix, process.execPath, path.join(fixtures, name), JSON.stringify(config)], ...spawnOptions } = options
   const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOptions })
   const lines = []
   const all = []

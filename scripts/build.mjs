@@ -1,10 +1,13 @@
-// Builds what is missing or stale: the addon (with @napi-rs/cli, into the package root as
-// privsep.<platform>.node), the monitor beside it (privsep-monitor.<platform>) and the
-// TypeScript (into dist/: one bundled ES module and the declarations).
-import { copyFileSync, existsSync, readdirSync, rmSync, statSync } from 'node:fs'
+// Builds what is missing or stale: the addon and the monitor with one `cargo build`, copied
+// into the package root as privsep.<platform>.node and privsep-monitor.<platform>, and the
+// TypeScript (into dist/: one bundled ES module and the declarations). Not `napi build`: it
+// only names the file here, and without napi-derive it printed an unrelated warning on every
+// build. <platform> is @napi-rs/cli's name for rustc's host triple, as napi build names it.
+import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnSync } from 'node:child_process'
+import { parseTriple } from '@napi-rs/cli'
 import { aptInstall, cargoSourceArgs, run } from './cargo.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
@@ -28,13 +31,23 @@ function newest (paths) {
 /** The addon and the monitor for this machine; returns the platform part of their names. */
 export function buildAddon () {
   if (spawnSync('cargo', ['--version'], { stdio: 'ignore' }).status !== 0) aptInstall(['cargo', 'rustc'], 'no Rust toolchain (cargo) on PATH')
-  run(bin('napi'), ['build', '--platform', '--release', '--manifest-path', 'crates/addon/Cargo.toml',
-    '--package-json-path', 'package.json', '-o', '.', '--', ...cargoSourceArgs()], { cwd: root })
-  run('cargo', ['build', '--release', '--locked', '-p', 'privsep-monitor', ...cargoSourceArgs()], { cwd: root })
-  const newest = localBinaries().sort((a, b) => statSync(join(root, b)).mtimeMs - statSync(join(root, a)).mtimeMs)[0]
-  const triple = newest.slice('privsep.'.length, -'.node'.length)
-  copyFileSync(join(root, 'target', 'release', 'privsep-monitor'), join(root, `privsep-monitor.${triple}`))
+  const host = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout?.match(/^host: (\S+)$/m)?.[1]
+  if (!host) {
+    console.error('privsep build: `rustc -vV` names no host triple')
+    process.exit(1)
+  }
+  const triple = parseTriple(host).platformArchABI
+  run('cargo', ['build', '--release', '--locked', '-p', 'privsep-addon', '-p', 'privsep-monitor', ...cargoSourceArgs()], { cwd: root })
+  const library = { darwin: 'libprivsep.dylib', win32: 'privsep.dll' }[process.platform] ?? 'libprivsep.so'
+  place(join(root, 'target', 'release', library), `privsep.${triple}.node`)
+  place(join(root, 'target', 'release', 'privsep-monitor'), `privsep-monitor.${triple}`)
   return triple
+}
+
+/** Copies `from` to `name` at the package root by a rename: a process using the old file keeps it intact. */
+function place (from, name) {
+  copyFileSync(from, join(root, `.${name}.tmp`))
+  renameSync(join(root, `.${name}.tmp`), join(root, name))
 }
 
 const inputs = (...names) => names.map((name) => join(root, name))

@@ -41,6 +41,8 @@ export class PrivsepError extends Error {
   readonly code: string
   errno?: number
   syscall?: string
+  /** The file involved, where Node's own error named one (`openPrivileged`). */
+  path?: string
 
   constructor (code: PrivsepErrorCode, message: string) {
     super(message)
@@ -50,20 +52,26 @@ export class PrivsepError extends Error {
 }
 
 /**
- * Gives an error thrown by the addon Node's shape: the addon reports OS errors as
- * `ERR_PRIVSEP_OS` with the raw errno; here they get the errno's name as `code` and, as in
- * Node, a negative `errno`.
+ * Makes an error from the addon, the monitor's report or Node (`fs`, `spawn`) a
+ * `PrivsepError` in Node's shape, keeping its code, errno, syscall, path and message: the
+ * addon reports OS errors as `ERR_PRIVSEP_OS` with the raw errno; those get the errno's name
+ * as `code` and, as in Node, a negative `errno`. Anything without a string `code` is a bug
+ * and passes through as it is.
  */
 export function fromNative (err: unknown): unknown {
-  if (!(err instanceof Error)) return err
-  const e = err as Error & { code?: string, errno?: number }
-  if (e.code === 'ERR_PRIVSEP_OS' && typeof e.errno === 'number') {
-    const errno = process.platform === 'win32' ? e.errno : -Math.abs(e.errno)
-    let name = 'UNKNOWN'
-    try { name = getSystemErrorName(errno) } catch { /* an errno Node cannot name keeps UNKNOWN */ }
-    e.code = name
-    e.errno = errno
-    e.message = `${name}: ${e.message}`
+  if (err instanceof PrivsepError || !(err instanceof Error)) return err
+  const e = err as Error & { code?: unknown, errno?: number, syscall?: string, path?: string }
+  if (typeof e.code !== 'string') return err
+  let { code, errno, message } = e
+  if (code === 'ERR_PRIVSEP_OS' && typeof errno === 'number') {
+    errno = process.platform === 'win32' ? errno : -Math.abs(errno)
+    code = 'UNKNOWN'
+    try { code = getSystemErrorName(errno) } catch { /* an errno Node cannot name keeps UNKNOWN */ }
+    message = `${code}: ${message}`
   }
-  return e
+  const out = new PrivsepError(code as PrivsepErrorCode, message)
+  if (errno !== undefined) out.errno = errno
+  if (e.syscall !== undefined) out.syscall = e.syscall
+  if (e.path !== undefined) out.path = e.path
+  return out
 }

@@ -1,6 +1,7 @@
 // Logging: the user's pino logger, or a default one named `privsep` created on first use, and
 // flushing it before the process exits (a user's destination may write asynchronously).
 import type { Logger } from 'pino'
+import { requireDependency } from './native.js'
 
 export type { Logger }
 
@@ -14,7 +15,7 @@ export class LoggerSource {
 
   get logger (): Logger {
     if (this.#logger === undefined) {
-      const { pino } = process.getBuiltinModule('node:module').createRequire(import.meta.url)('pino') as typeof import('pino')
+      const { pino } = requireDependency<typeof import('pino')>('pino')
       // Synchronous stdout: pino's default destination writes asynchronously, and its flush
       // returns before a write in flight has landed, so lines logged just before exit came
       // out after later ones (or not at all). A lifecycle logs a few lines per event.

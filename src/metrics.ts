@@ -5,6 +5,7 @@
 // here. prom-client is loaded on first use only.
 import type { Gauge, Registry } from 'prom-client'
 import { PrivsepError } from './errors.js'
+import { requireDependency } from './native.js'
 
 /** Default name of the gauge. */
 export const defaultMetricName = 'privsep_connections'
@@ -30,7 +31,7 @@ const sourcesByGauge = new WeakMap<Gauge<'protocol' | 'listener'>, Set<Connectio
  * that name that privsep did not create is ERR_PRIVSEP_METRIC_CONFLICT.
  */
 export function registerConnectionGauge (source: ConnectionCountSource, options: MetricsOptions = {}): Gauge<'protocol' | 'listener'> {
-  const promClient = process.getBuiltinModule('node:module').createRequire(import.meta.url)('prom-client') as typeof import('prom-client')
+  const promClient = requireDependency<typeof import('prom-client')>('prom-client')
   const registry = options.registry ?? promClient.register
   const name = options.name ?? defaultMetricName
   const existing = registry.getSingleMetric(name) as Gauge<'protocol' | 'listener'> | undefined

@@ -2,9 +2,9 @@
 // then becomes it (exec in place, same pid) or, with `exit: false`, starts it as a child and
 // waits. After an exec no JavaScript runs as root any more.
 const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
-import { fromNative, PrivsepError, type PrivsepErrorCode } from './errors.js'
+import { fromNative, PrivsepError } from './errors.js'
 import type { Network } from './listener.js'
-import { monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
+import { isSea, monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
 
 export interface ForkExecOptions {
   /** The user to run as; its supplementary groups come along. Must not be root. */
@@ -95,10 +95,14 @@ export function signalNumbers (options: ForkExecOptions): number[] {
 
 /** The request for `native().handOff`, for a monitor that sees `passed` at the given fds. */
 function request (options: ForkExecOptions, signals: number[], passed: PassedEntry[], reportFd: number, parentPid: number): Parameters<ReturnType<typeof native>['handOff']>[0] {
-  const script = process.argv[1]
+  // A single executable application is its own script: Node puts the executable's name in
+  // argv[1] again, and takes no Node options from its command line (its own execArgv, if
+  // any, come from its blob), so the child gets the user's arguments only.
+  const sea = isSea()
+  const script = sea ? undefined : process.argv[1]
   return {
     program: process.execPath,
-    argv: [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
+    argv: sea ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
     env: Object.entries(process.env).map(([name, value]) => `${name}=${value ?? ''}`),
     user: options.user,
     group: options.group,
@@ -159,7 +163,7 @@ export function runMonitor (kept: PassedEntry[], options: ForkExecOptions, signa
 
 async function supervise (monitor: import('node:child_process').ChildProcess, signals: number[]): Promise<ChildExit> {
   const exited = new Promise<ChildExit>((resolve, reject) => {
-    monitor.on('error', reject)
+    monitor.on('error', (err) => { reject(fromNative(err)) })
     monitor.on('exit', (code, signal) => resolve({ code, signal }))
   })
   let text = ''
@@ -188,7 +192,5 @@ function reportError (report: MonitorReport | null, status: ChildExit): unknown 
     return new PrivsepError('ERR_PRIVSEP_INTERNAL', `privsep-monitor ended (${status.signal ?? `exit ${String(status.code)}`}) without saying whether the child started`)
   }
   const [code, errno, syscall, message] = report
-  const err = new PrivsepError(code as PrivsepErrorCode, message)
-  if (syscall !== '') Object.assign(err, { errno, syscall })
-  return fromNative(err)
+  return fromNative(Object.assign(new Error(message), { code }, syscall !== '' ? { errno, syscall } : {}))
 }

@@ -88,6 +88,41 @@ export function platformTriple (): string {
   return `${platform}-${arch}`
 }
 
+/**
+ * Whether this is a single executable application (Node's SEA: `--experimental-sea-config`
+ * and postject): the program is the executable itself, bundled into it as one CommonJS
+ * script, so there is no package folder to look in (`import.meta` is empty) and `require`
+ * takes builtins only. privsep then finds its binaries, and pino and prom-client, beside the
+ * executable.
+ */
+export function isSea (): boolean {
+  try {
+    return (process.getBuiltinModule('node:sea') as { isSea?: () => boolean } | undefined)?.isSea?.() === true
+  } catch {
+    return false
+  }
+}
+
+/** The folder that holds the executable of a SEA, where its privsep binaries are. */
+const besideExecutable = (): string => path.dirname(process.execPath)
+
+/**
+ * pino or prom-client, which privsep loads on first use. In a SEA from `node_modules` beside
+ * the executable; when they are not there, the error says what to do instead.
+ */
+export function requireDependency<T> (name: string): T {
+  const { createRequire } = process.getBuiltinModule('node:module')
+  if (!isSea()) return createRequire(import.meta.url)(name) as T
+  try {
+    return createRequire(path.join(besideExecutable(), 'privsep-sea.js'))(name) as T
+  } catch (err) {
+    throw new PrivsepError('ERR_PRIVSEP_UNSUPPORTED',
+      `privsep cannot load ${name} in this single executable application (${reason(err)}): pass your own ` +
+      (name === 'pino' ? 'logger (configureLifecycle({ logger }))' : 'prom-client registry, or registry: false') +
+      `, or put node_modules/${name} beside ${process.execPath}`)
+  }
+}
+
 let loaded: Native | undefined
 
 /**
@@ -117,8 +152,10 @@ function reason (err: unknown): string {
 export function native (): Native {
   if (loaded) return loaded
   const triple = platformTriple()
-  const local = path.join(import.meta.dirname, '..', `privsep.${triple}.node`)
-  const candidates = [local, `privsep-${triple}`]
+  const sea = isSea()
+  // A SEA: only beside the executable (it has no package folder and cannot resolve packages).
+  const local = path.join(sea ? besideExecutable() : path.join(import.meta.dirname, '..'), `privsep.${triple}.node`)
+  const candidates = sea ? [local] : [local, `privsep-${triple}`]
   const failures: string[] = []
   for (const candidate of candidates) {
     if (candidate === local && !fs.existsSync(local)) {
@@ -140,7 +177,9 @@ export function native (): Native {
     loaded = wrap(addon as Native)
     return loaded
   }
-  const hint = publishedPlatforms.includes(triple)
+  const hint = sea
+    ? `this is a single executable application: put privsep.${triple}.node and privsep-monitor.${triple} beside it (from the package privsep-${triple}, or a checkout's 'npm run build')`
+    : publishedPlatforms.includes(triple)
     ? `reinstall privsep so npm installs its optional dependency privsep-${triple} (not with --no-optional / --omit=optional), or build it from a checkout with 'npm run build'`
     : `privsep publishes binaries for ${publishedPlatforms.join(', ')}; on ${triple} build it from a checkout with 'npm run build' (needs Rust)`
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
@@ -158,10 +197,13 @@ export function monitorPath (): string {
   if (monitor) return monitor
   const triple = platformTriple()
   const name = `privsep-monitor.${triple}`
-  const candidates: Array<[string, () => string]> = [
-    [path.join(import.meta.dirname, '..', name), () => path.join(import.meta.dirname, '..', name)],
-    [`privsep-${triple}/${name}`, () => fileURLToPath(import.meta.resolve(`privsep-${triple}/${name}`))]
-  ]
+  const beside = path.join(besideExecutable(), name)
+  const candidates: Array<[string, () => string]> = isSea()
+    ? [[beside, () => beside]]
+    : [
+        [path.join(import.meta.dirname, '..', name), () => path.join(import.meta.dirname, '..', name)],
+        [`privsep-${triple}/${name}`, () => fileURLToPath(import.meta.resolve(`privsep-${triple}/${name}`))]
+      ]
   const failures: string[] = []
   for (const [shown, locate] of candidates) {
     let file: string
@@ -180,7 +222,9 @@ export function monitorPath (): string {
   }
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
     `privsep could not find its monitor executable for ${triple}; tried:\n${failures.join('\n')}\n` +
-    `reinstall privsep so npm installs privsep-${triple}, or build it from a checkout with 'npm run build'`)
+    (isSea()
+      ? `this is a single executable application: put ${name} beside it, as the addon`
+      : `reinstall privsep so npm installs privsep-${triple}, or build it from a checkout with 'npm run build'`))
 }
 
 function wrap (addon: Native): Native {

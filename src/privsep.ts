@@ -2,7 +2,7 @@
 // spawns itself as the user) and then as that user (gets back what the parent passed).
 // `Privsep` holds one process's state; src/index.ts exports the process's instance.
 const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
-import { PrivsepError } from './errors.js'
+import { fromNative, PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
 import { native, type BrokerRequest, type PassedEntry } from './native.js'
 import { checkOptions, execMonitor, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
@@ -13,6 +13,11 @@ function isRoot (): boolean {
   return process.platform !== 'win32' && process.getuid?.() === 0
 }
 
+/** Whether the protocol variables name this process's parent: a child that has not restored yet. */
+function startedByPrivsep (): boolean {
+  return process.env.PRIVSEP_PID !== undefined && process.env.PRIVSEP_PID === String(process.ppid)
+}
+
 /**
  * A descriptor for reading the regular file at `path`. As root the path is resolved safely
  * (crates/core/src/paths.rs: every folder and symlink on the way root's alone, no pseudo file
@@ -20,16 +25,21 @@ function isRoot (): boolean {
  * acquiring a terminal or blocking on a FIFO, and anything but a regular file is refused.
  */
 function openRegularFile (path: string): number {
-  const absolute = process.getBuiltinModule('node:path').resolve(path)
   if (isRoot()) {
     try {
-      return native().openFile(absolute)
+      return native().openFile(process.getBuiltinModule('node:path').resolve(path))
     } catch (err) {
       throw Object.assign(err as Error, { path })
     }
   }
-  const fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0))
-  if (!fs.fstatSync(fd).isFile()) {
+  let fd: number, isFile: boolean
+  try {
+    fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0))
+    isFile = fs.fstatSync(fd).isFile()
+  } catch (err) {
+    throw fromNative(err) // Node's ENOENT/EACCES, as a PrivsepError
+  }
+  if (!isFile) {
     fs.closeSync(fd)
     throw new PrivsepError('ERR_PRIVSEP_NOT_FILE', `openPrivileged(${path}): not a regular file`)
   }
@@ -41,6 +51,8 @@ interface Passed {
   sockets: Map<string, number>
   files: Map<string, number[]>
   unclaimed: Set<number>
+  /** Sockets already taken by listen(), for the error that says so. */
+  claimed: Set<string>
 }
 
 const noBroker = (what: string, why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_BROKER_CLOSED',
@@ -72,6 +84,11 @@ export class Privsep {
     if (isRoot()) {
       if (this.#spawned) throw new PrivsepError('ERR_PRIVSEP_STATE', `${what}: forkExecUnprivileged was already called in this process`)
       return 'parent'
+    }
+    if (startedByPrivsep()) {
+      throw new PrivsepError('ERR_PRIVSEP_NO_PASSED_FILES',
+        `${what}: this process is the unprivileged child of a privsep parent (PRIVSEP_PID=${process.ppid}), ` +
+        'but restorePassedFiles() was not called yet: call it first thing in the child, before any listen or openPrivileged')
     }
     throw new PrivsepError('ERR_PRIVSEP_NO_PASSED_FILES',
       `${what}: this process is not root and was not started by a privsep parent; ` +
@@ -151,7 +168,7 @@ export class Privsep {
     const [entries, channel] = restored
     this.#channel = channel ?? undefined
     for (const name of ENV) delete process.env[name]
-    const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set() }
+    const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
       passed.unclaimed.add(fd)
       if (kind !== 'file') {
@@ -191,7 +208,10 @@ export class Privsep {
         'set filesImmediate = true to run in this process instead')
     }
     if (this.#passed || !isRoot()) {
-      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT', `forkExecUnprivileged must run as root (uid 0) in the parent; this process runs as uid ${process.getuid?.()}`)
+      const who = this.#passed || startedByPrivsep()
+        ? `this process is the unprivileged child privsep started (uid ${process.getuid?.()}); only its root parent calls forkExecUnprivileged, and that already happened`
+        : `this process runs as uid ${process.getuid?.()}, not as root; start the program as root (uid 0) and it drops to options.user itself`
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT', `forkExecUnprivileged: ${who}`)
     }
     this.#mode('forkExecUnprivileged()')
     const signals = signalNumbers(options)
@@ -282,11 +302,16 @@ export class Privsep {
   #claimSocket (key: string): number {
     const passed = this.#passed as Passed
     const fd = passed.sockets.get(key)
+    if (fd === undefined && passed.claimed.has(key)) {
+      throw new PrivsepError('ERR_PRIVSEP_ALREADY_LISTENING',
+        `listen(${key}): the socket the parent passed for this address was already claimed by an earlier listen() in this process; use that Listener`)
+    }
     if (fd === undefined) {
       throw new PrivsepError('ERR_PRIVSEP_NOT_PASSED',
         `listen(${key}): the parent passed no such socket; passed: ${[...passed.sockets.keys()].join('; ') || 'none'}`)
     }
     passed.sockets.delete(key)
+    passed.claimed.add(key)
     passed.unclaimed.delete(fd)
     return fd
   }

@@ -55,7 +55,15 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
     let name = c_string("user", user)?;
     let (uid, primary) = sys::user_by_name(&name)
         .map_err(|e| e.about(format!("user {:?}", user)))?
-        .ok_or_else(|| Error::invalid("ERR_PRIVSEP_UNKNOWN_USER", format!("no such user {:?}", user)))?;
+        .ok_or_else(|| {
+            Error::invalid(
+                "ERR_PRIVSEP_UNKNOWN_USER",
+                format!(
+                    "no such user {:?}: create it (useradd --system {}) or name an existing unprivileged user",
+                    user, user
+                ),
+            )
+        })?;
     if uid == 0 {
         return Err(Error::invalid(
             "ERR_PRIVSEP_INVALID_ARGUMENT",
@@ -66,7 +74,15 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
         None => primary,
         Some(group) => sys::group_by_name(&c_string("group", group)?)
             .map_err(|e| e.about(format!("group {:?}", group)))?
-            .ok_or_else(|| Error::invalid("ERR_PRIVSEP_UNKNOWN_GROUP", format!("no such group {:?}", group)))?,
+            .ok_or_else(|| {
+                Error::invalid(
+                    "ERR_PRIVSEP_UNKNOWN_GROUP",
+                    format!(
+                        "no such group {:?}: create it (groupadd --system {}) or name an existing group",
+                        group, group
+                    ),
+                )
+            })?,
     };
     if gid == 0 {
         return Err(Error::invalid(
