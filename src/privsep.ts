@@ -55,6 +55,9 @@ interface Passed {
   claimed: Set<string>
 }
 
+/** Broker requests in flight at most: their replies and descriptors wait in the channel. */
+const maxInFlight = 32
+
 const noBroker = (what: string, why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_BROKER_CLOSED',
   `${what}: ${why}; a child started by forkExecUnprivileged asks its monitor, and with filesImmediate this process opens and binds itself`)
 
@@ -75,8 +78,11 @@ export class Privsep {
   /** Child: the broker channel to the monitor, until it closes. */
   #channel: number | undefined
   #requests = 0
-  /** Broker requests go one at a time: each waits for the one before. */
-  #brokerQueue: Promise<unknown> = Promise.resolve()
+  /** Broker requests in flight, and those waiting for one of the `maxInFlight` places. */
+  #inFlight = 0
+  #waiting: Array<() => void> = []
+  /** The channel broke: it is closed once nothing is in flight on it. */
+  #broken: number | undefined
 
   #mode (what: string): 'parent' | 'child' | 'immediate' {
     if (this.#passed) return 'child'
@@ -244,7 +250,8 @@ export class Privsep {
   /**
    * In the child: a descriptor for reading `path`, opened by the monitor now, if the policy
    * allows it (what the root process opened, or `allow.files` / `allow.folders`): a renewed key
-   * at the same path, say. With filesImmediate, opened here as `openPrivileged` opens.
+   * at the same path, say. Requests may overlap; they are answered in order. With
+   * filesImmediate, opened here as `openPrivileged` opens.
    */
   async requestFile (path: string): Promise<number> {
     if (typeof path !== 'string' || path === '' || path.includes('\0')) {
@@ -278,25 +285,34 @@ export class Privsep {
     return false
   }
 
-  /** One request to the monitor, after the ones before it; a broken channel is closed for good. */
+  /**
+   * One request to the monitor. Up to `maxInFlight` go out at once and their replies come
+   * back in order; a broken channel is closed for good, once nothing is in flight on it.
+   */
   async #ask (what: string, request: BrokerRequest): Promise<number> {
-    const id = ++this.#requests
-    const asked = this.#brokerQueue.then(async () => {
+    if (this.#inFlight >= maxInFlight) await new Promise<void>((resolve) => this.#waiting.push(resolve))
+    this.#inFlight++
+    try {
       const channel = this.#channel
       if (channel === undefined) throw noBroker(what, 'the broker channel is closed')
       try {
-        return await native().brokerRequest(channel, id, request)
+        return await native().brokerRequest(channel, ++this.#requests, request)
       } catch (err) {
         const code = (err as { code?: string }).code
         if (code === 'ERR_PRIVSEP_BROKER_CLOSED' || code === 'ERR_PRIVSEP_BROKER_MALFORMED' || code === 'EPIPE' || code === 'ECONNRESET') {
           this.#channel = undefined
-          native().close(channel)
+          this.#broken = channel
         }
         throw err
       }
-    })
-    this.#brokerQueue = asked.catch(() => {})
-    return await asked
+    } finally {
+      this.#inFlight--
+      if (this.#inFlight === 0 && this.#broken !== undefined) {
+        native().close(this.#broken)
+        this.#broken = undefined
+      }
+      this.#waiting.shift()?.()
+    }
   }
 
   #claimSocket (key: string): number {

@@ -209,8 +209,8 @@ struct BrokerJob {
 }
 
 /// `brokerRequest(channel, id, ['file', path] | ['listener', network, address, backlog, mode]):
-/// Promise<number>`: asks the monitor on a libuv pool thread (the event loop never waits) and
-/// resolves with the checked descriptor.
+/// Promise<number>`: sends the request now (never blocking), waits for its reply on a libuv
+/// pool thread (the event loop never waits), and resolves with the checked descriptor.
 unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let channel = cx.int(args[0], "channel")?;
@@ -235,6 +235,7 @@ unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> 
                 ))
             }
         };
+        broker::send_request(channel, &request)?;
         let mut deferred = ptr::null_mut();
         let mut promise = ptr::null_mut();
         cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
@@ -267,7 +268,7 @@ unsafe extern "C" fn broker_execute(_env: napi_env, data: *mut c_void) {
     // SAFETY: `data` is the BrokerJob from `broker_request`, touched only here until complete.
     let job = &mut *(data as *mut BrokerJob);
     job.outcome = Some(
-        std::panic::catch_unwind(AssertUnwindSafe(|| broker::request(job.channel, &job.request)))
+        std::panic::catch_unwind(AssertUnwindSafe(|| broker::await_reply(job.channel, &job.request)))
             .unwrap_or_else(|_| Err(Error::invalid("ERR_PRIVSEP_INTERNAL", "panic while asking the broker"))),
     );
 }

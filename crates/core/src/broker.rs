@@ -13,6 +13,7 @@ use crate::protocol::Passed;
 use crate::socket::{Address, Endpoint, FdKind, SocketType};
 use crate::sys::{self, Fd};
 use crate::{Error, Result};
+use std::sync::Mutex;
 
 pub const VERSION: u8 = 1;
 /// Largest message either side sends or accepts.
@@ -262,57 +263,49 @@ pub fn send_reply(socket: i32, reply: &Reply, fd: Option<i32>) -> Result<()> {
     sys::send_message(socket, &encode_reply(reply), fd).map_err(|e| e.about("the broker channel"))
 }
 
-/// The child's side: sends `request` and waits for its reply and descriptor. A reply that is
-/// malformed, is not for this request, or has the wrong number of descriptors is an error.
-pub fn call(socket: i32, request: &Request) -> Result<(Reply, Option<Fd>)> {
-    let channel = |e: crate::error::SysError| e.about("the broker channel");
-    if let Err(err) = sys::send_message(socket, &encode_request(request), None) {
+/// The child's side: sends `request` without waiting (the reply comes through `await_reply`).
+pub fn send_request(socket: i32, request: &Request) -> Result<()> {
+    sys::send_message(socket, &encode_request(request), None).map_err(|err| {
         if matches!(
             err.err.kind(),
             std::io::ErrorKind::BrokenPipe | std::io::ErrorKind::ConnectionReset
         ) {
-            return Err(Error::invalid(
-                "ERR_PRIVSEP_BROKER_CLOSED",
-                "the monitor closed the broker channel",
-            ));
+            closed()
+        } else {
+            err.about("the broker channel")
         }
-        return Err(channel(err));
-    }
-    let mut message = sys::receive_message(socket, MAX_MESSAGE).map_err(channel)?;
-    if message.bytes.is_empty() {
-        return Err(Error::invalid(
-            "ERR_PRIVSEP_BROKER_CLOSED",
-            "the monitor closed the broker channel",
-        ));
-    }
-    if message.truncated {
-        return Err(malformed("a reply that was cut short"));
-    }
-    let reply = decode_reply(&message.bytes)?;
-    let wanted = if reply.status == Status::Ok { 1 } else { 0 };
-    if reply.id != request.id() || message.fds.len() != wanted {
-        return Err(malformed(&format!(
-            "reply {} with {} descriptor(s) to request {}",
-            reply.id,
-            message.fds.len(),
-            request.id()
-        )));
-    }
-    Ok((reply, message.fds.pop()))
+    })
 }
 
-/// The child's side: whether `fd` (3 + the number of passed descriptors) is the broker
-/// channel: a unix `SOCK_SEQPACKET` socket. It is then marked close-on-exec.
-pub fn is_channel(fd: i32) -> bool {
-    let seqpacket =
-        matches!(sys::fd_kind(fd), Ok(FdKind::Socket)) && matches!(sys::socket_type(fd), Ok(SocketType::SeqPacket));
-    seqpacket && matches!(sys::local_address(fd), Ok(Some(Address::Path(_)))) && sys::set_cloexec(fd).is_ok()
+/// A reply received for a request nobody has taken yet.
+struct Waiting {
+    channel: i32,
+    reply: Reply,
+    fd: Option<Fd>,
 }
 
-/// The child's side: asks for `request` and returns the descriptor, checked to be what was
-/// asked for (as `restorePassedFiles` checks what was passed); a refusal as its error.
-pub fn request(channel: i32, request: &Request) -> Result<i32> {
-    let (reply, fd) = call(channel, request)?;
+/// Replies come in the order requests went out; whoever receives one that is not theirs
+/// leaves it here for its owner. One receiver at a time, while holding the lock.
+static INBOX: Mutex<Vec<Waiting>> = Mutex::new(Vec::new());
+
+/// The child's side: waits for the reply to `request` (sent with `send_request`) and returns
+/// the descriptor, checked to be what was asked for (as `restorePassedFiles` checks what was
+/// passed); a refusal as its error. Several requests may be in flight, each awaited on a
+/// thread of its own.
+pub fn await_reply(channel: i32, request: &Request) -> Result<i32> {
+    let mut inbox = INBOX.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let (reply, fd) = loop {
+        if let Some(at) = inbox
+            .iter()
+            .position(|w| w.channel == channel && w.reply.id == request.id())
+        {
+            let waiting = inbox.remove(at);
+            break (waiting.reply, waiting.fd);
+        }
+        let (reply, fd) = receive_reply(channel)?;
+        inbox.push(Waiting { channel, reply, fd });
+    };
+    drop(inbox);
     let fd = match (reply.status, fd) {
         (Status::Ok, Some(fd)) => sys::into_raw(fd),
         _ if reply.code == "ERR_PRIVSEP_OS" => {
@@ -338,6 +331,40 @@ pub fn request(channel: i32, request: &Request) -> Result<i32> {
         return Err(err);
     }
     Ok(fd)
+}
+
+/// The next reply on the channel. A reply that is malformed or has the wrong number of
+/// descriptors for its status is an error: the channel is broken.
+fn receive_reply(channel: i32) -> Result<(Reply, Option<Fd>)> {
+    let mut message = sys::receive_message(channel, MAX_MESSAGE).map_err(|e| e.about("the broker channel"))?;
+    if message.bytes.is_empty() {
+        return Err(closed());
+    }
+    if message.truncated {
+        return Err(malformed("a reply that was cut short"));
+    }
+    let reply = decode_reply(&message.bytes)?;
+    let wanted = if reply.status == Status::Ok { 1 } else { 0 };
+    if message.fds.len() != wanted {
+        return Err(malformed(&format!(
+            "reply {} with {} descriptor(s)",
+            reply.id,
+            message.fds.len()
+        )));
+    }
+    Ok((reply, message.fds.pop()))
+}
+
+fn closed() -> Error {
+    Error::invalid("ERR_PRIVSEP_BROKER_CLOSED", "the monitor closed the broker channel")
+}
+
+/// The child's side: whether `fd` (3 + the number of passed descriptors) is the broker
+/// channel: a unix `SOCK_SEQPACKET` socket. It is then marked close-on-exec.
+pub fn is_channel(fd: i32) -> bool {
+    let seqpacket =
+        matches!(sys::fd_kind(fd), Ok(FdKind::Socket)) && matches!(sys::socket_type(fd), Ok(SocketType::SeqPacket));
+    seqpacket && matches!(sys::local_address(fd), Ok(Some(Address::Path(_)))) && sys::set_cloexec(fd).is_ok()
 }
 
 /// The monitor's code for a refusal, as one of ours: a code this version does not know is

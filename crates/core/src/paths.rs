@@ -8,7 +8,7 @@
 //! their targets walked by the same rules, so a Let's Encrypt `live/` link into
 //! `../../archive/` is fine while a link planted in a user's folder is not. Folders and the file
 //! are checked on the descriptor to be what was looked at, and never on a pseudo file system
-//! (procfs, sysfs, …). The file's type is known before it is opened: only a regular file is,
+//! (procfs, sysfs, …: checked at `/` and wherever the device changes, i.e. at each mount). The file's type is known before it is opened: only a regular file is,
 //! with `O_NOCTTY | O_NONBLOCK`.
 
 use crate::sys::{self, Fd, Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX};
@@ -78,6 +78,7 @@ fn walk(path: &str, want_file: bool) -> Result<Walked> {
     if root_stat.uid != 0 || root_stat.mode & 0o022 != 0 {
         return Err(unsafe_path(path, "/ can be changed by someone other than root"));
     }
+    pseudo(path, "/", &root_fd)?;
     let mut stack = vec![Folder {
         fd: root_fd,
         stat: root_stat,
@@ -141,13 +142,17 @@ fn walk(path: &str, want_file: bool) -> Result<Walked> {
             S_IFDIR => {
                 let fd = sys::open_dir(Some(&folder.fd), &c_name).map_err(os(&shown))?;
                 let stat = same(path, &shown, &entry, sys::stat_fd(&fd).map_err(os(&shown))?)?;
-                pseudo(path, &shown, &fd)?;
+                if stat.dev != folder.stat.dev {
+                    pseudo(path, &shown, &fd)?; // another file system is mounted here
+                }
                 stack.push(Folder { fd, stat, shown });
             }
             S_IFREG if want_file && last => {
                 let fd = sys::open_file_at(&folder.fd, &c_name).map_err(os(&shown))?;
-                same(path, &shown, &entry, sys::stat_fd(&fd).map_err(os(&shown))?)?;
-                pseudo(path, &shown, &fd)?;
+                let stat = same(path, &shown, &entry, sys::stat_fd(&fd).map_err(os(&shown))?)?;
+                if stat.dev != folder.stat.dev {
+                    pseudo(path, &shown, &fd)?;
+                }
                 return Ok(Walked::File(fd));
             }
             _ if want_file && last => return Err(not_file(path, &format!("{} is not a regular file", shown))),

@@ -101,7 +101,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let mut channel = Some(channel);
     let status = 'serving: loop {
         let ready = process::wait_readable(&[signals.fd(), channel.unwrap_or(-1)])?;
-        for signal in signals.take() {
+        for signal in if ready[0] { signals.take() } else { Vec::new() } {
             if signal != SIGCHLD {
                 // Already gone: the SIGCHLD that follows says how.
                 let _ = process::send(pid, signal);

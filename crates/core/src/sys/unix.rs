@@ -1124,8 +1124,9 @@ pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
             header = libc::CMSG_NXTHDR(&msg, header);
         }
     }
+    #[cfg(not(target_os = "linux"))]
     for fd in &fds {
-        set_cloexec(fd.as_raw_fd())?;
+        set_cloexec(fd.as_raw_fd())?; // Linux did it already: MSG_CMSG_CLOEXEC
     }
     let truncated = n > max || msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
     bytes.truncate(n.min(max));
