@@ -53,10 +53,11 @@ describe('round trips', () => {
         ['listener', 'tcp4', '127.0.0.1:89'],
         ['file', '/etc/shadow'],
         ['listener', 'tcp4', '127.0.0.1:90'],
-        ['file', path.join(dir, 'missing.pem')]
+        ['file', path.join(dir, 'missing.pem')],
+        ['overlap', 200, key, path.join(keys, 'other.pem')]
       ]
     })
-    const [file, other, held, added, again, shadow, address, missing] = steps
+    const [file, other, held, added, again, shadow, address, missing, overlap] = steps
     assert.equal(file.ok, sha('key, generation 2\n'))
     assert.equal(other.ok, sha('other key\n'))
     assert.equal(held.ok, held.held, 'the listener held at start comes back as the same socket, not a second bind')
@@ -66,6 +67,8 @@ describe('round trips', () => {
     assert.equal(shadow.code, 'ERR_PRIVSEP_DENIED', shadow.message)
     assert.equal(address.code, 'ERR_PRIVSEP_DENIED', address.message)
     assert.equal(missing.code, 'ERR_PRIVSEP_DENIED', 'only what the policy names may be asked for')
+    assert.deepEqual(overlap.ok, { [key]: [sha('key, generation 2\n')], [path.join(keys, 'other.pem')]: [sha('other key\n')] },
+      '200 requests in flight at once, each answered with its own file')
     assert.match(run.stderr, /denied the child's request for file \/etc\/shadow/)
     run.child.kill('SIGTERM')
     assert.deepEqual(await run.exited, { code: 0, signal: null })
