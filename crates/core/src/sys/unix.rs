@@ -809,10 +809,60 @@ unsafe fn no_new_privileges() -> c_int {
     0
 }
 
-/// Forks a process that takes `ids` as `spawn_as` does and checks each `(path, execute)`:
-/// execute permission, or that it opens for reading. Returns the first that fails, as its
-/// index and errno. The kernel's own answer as that user: permissions, ACLs, every folder on
-/// the way.
+/// Checks each `(path, execute)` as `ids`: execute permission, or that it opens for reading.
+/// Returns the first that fails, as its index and errno. The kernel's own answer as that user:
+/// permissions, ACLs, every folder on the way.
+///
+/// On Linux the kernel keeps credentials per thread, and only glibc's wrappers make every
+/// thread follow a change: a short-lived thread takes `ids` with the raw system calls, checks,
+/// and ends, its credentials with it. No fork of the (large) calling process.
+#[cfg(target_os = "linux")]
+pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
+    let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
+    let (uid, gid) = (ids.uid as libc::uid_t, ids.gid as libc::gid_t);
+    let paths: Vec<(CString, bool)> = paths
+        .iter()
+        .map(|&(path, execute)| (path.to_owned(), execute))
+        .collect();
+    let checker = std::thread::spawn(move || -> Result<Option<(usize, i32)>, i32> {
+        // SAFETY: raw credential calls on this thread only, on memory it owns; the thread
+        // ends right after, and with it these credentials.
+        unsafe {
+            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
+                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
+                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
+            {
+                return Err(errno());
+            }
+            for (i, (path, execute)) in paths.iter().enumerate() {
+                let ok = if *execute {
+                    libc::access(path.as_ptr(), libc::X_OK) == 0
+                } else {
+                    let fd = libc::open(
+                        path.as_ptr(),
+                        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
+                    );
+                    fd != -1 && libc::close(fd) == 0
+                };
+                if !ok {
+                    return Ok(Some((i, errno())));
+                }
+            }
+            Ok(None)
+        }
+    });
+    match checker.join() {
+        Ok(Ok(failed)) => Ok(failed),
+        Ok(Err(errno)) => Err(SysError::new("setresuid", io::Error::from_raw_os_error(errno))),
+        Err(_) => Err(SysError::new(
+            "pthread_join",
+            io::Error::from_raw_os_error(libc::EINVAL),
+        )),
+    }
+}
+
+/// Elsewhere: a forked process takes `ids` as `spawn_as` does and checks.
+#[cfg(not(target_os = "linux"))]
 pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
     let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
     let (reader, writer) = pipe()?;
