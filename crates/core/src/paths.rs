@@ -11,10 +11,19 @@
 //! (procfs, sysfs, …: checked at `/` and wherever the device changes, i.e. at each mount). The file's type is known before it is opened: only a regular file is,
 //! with `O_NOCTTY | O_NONBLOCK`.
 
-use crate::sys::{self, Fd, Stat, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX};
+use crate::sys::{self, Fd, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISVTX};
 use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::ffi::CString;
+
+/// What a walk needs to know of an entry (`sys::stat_at`, `sys::stat_fd`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stat {
+    pub uid: u32,
+    pub mode: u32,
+    pub dev: u64,
+    pub ino: u64,
+}
 
 /// Most symlinks one walk follows, as the kernel's own limit.
 const MAX_LINKS: usize = 40;

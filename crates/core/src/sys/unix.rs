@@ -2,6 +2,7 @@
 //! lacks (parent-death signal, saved-id queries) is left out behind `cfg` with a note.
 
 use crate::error::{SysError, SysResult};
+use crate::paths::Stat;
 use crate::socket::{Address, FdKind, SocketType};
 use crate::spawn::{ExitStatus, Ids};
 use std::ffi::{CStr, CString};
@@ -1406,15 +1407,6 @@ pub fn exec_keeping(program: &CStr, argv: &[CString], keep: &[RawFd]) -> SysErro
 
 /// A descriptor of a folder or file met on a walk (see crate::paths).
 pub type Fd = OwnedFd;
-
-/// What a walk needs to know of an entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub uid: u32,
-    pub mode: u32,
-    pub dev: u64,
-    pub ino: u64,
-}
 
 #[allow(clippy::unnecessary_cast)] // mode_t is u16 on macOS
 pub const S_IFMT: u32 = libc::S_IFMT as u32;

@@ -3,6 +3,7 @@
 //! and the TypeScript layer takes the in-process fallback (filesImmediate).
 
 use crate::error::{SysError, SysResult};
+use crate::paths::Stat;
 use crate::socket::{Address, FdKind, SocketType};
 use crate::spawn::{ExitStatus, Ids};
 use std::ffi::{CStr, CString};
@@ -161,14 +162,6 @@ pub fn exec_keeping(_program: &CStr, _argv: &[CString], _keep: &[i32]) -> SysErr
 
 /// A descriptor of a folder or file met on a walk: none on Windows.
 pub struct Fd;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub uid: u32,
-    pub mode: u32,
-    pub dev: u64,
-    pub ino: u64,
-}
 
 pub const S_IFMT: u32 = 0o170000;
 pub const S_IFDIR: u32 = 0o040000;
