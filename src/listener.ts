@@ -12,6 +12,11 @@ export interface ListenOptions {
    * permission). Default: as the process's umask leaves them.
    */
   mode?: number
+  /**
+   * Under systemd socket activation: take the passed socket of this name
+   * (`FileDescriptorName=` in the .socket unit) as well as this address.
+   */
+  name?: string
 }
 
 /**

@@ -42,6 +42,8 @@ export interface Native {
   listen (network: string, address: string, backlog: number, mode?: number): number
   restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): [entries: PassedEntry[], channel: number | null] | null
   openFile (path: string): number
+  activated (listenPid: string | undefined, listenFds: string | undefined, listenFdnames: string | undefined, pid: number): Array<[fd: number, name: string, kind: string, address: string]> | null
+  matches (fd: number, network: string, address: string): boolean
   brokerRequest (channel: number, id: number, request: BrokerRequest): Promise<number>
   handOff (request: HandOffRequest): number
   execMonitor (path: string, handOffFd: number, keep: number[]): never
@@ -51,7 +53,7 @@ export interface Native {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

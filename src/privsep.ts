@@ -46,6 +46,15 @@ function openRegularFile (path: string): number {
   return fd
 }
 
+/** A socket systemd passed (socket activation). */
+interface Activated {
+  fd: number
+  name: string
+  kind: string
+  address: string
+  claimed: boolean
+}
+
 /** What the child got from its parent: sockets by `network address`, files by path. */
 interface Passed {
   sockets: Map<string, number>
@@ -73,6 +82,8 @@ export class Privsep {
   #kept: PassedEntry[] = []
   #listening = new Set<string>()
   #spawned = false
+  /** The sockets systemd passed, once looked for (null: not yet). */
+  #activated: Activated[] | undefined | null = null
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
   /** Child: the broker channel to the monitor, until it closes. */
@@ -87,6 +98,8 @@ export class Privsep {
   #mode (what: string): 'parent' | 'child' | 'immediate' {
     if (this.#passed) return 'child'
     if (this.filesImmediate || process.platform === 'win32') return 'immediate'
+    // Socket activation without root (User= in the unit): nothing to drop, no monitor.
+    if (this.#adoptActivated() !== undefined && !isRoot()) return 'immediate'
     if (isRoot()) {
       if (this.#spawned) throw new PrivsepError('ERR_PRIVSEP_STATE', `${what}: forkExecUnprivileged was already called in this process`)
       return 'parent'
@@ -124,6 +137,13 @@ export class Privsep {
     const mode = this.#mode(`listen(${key})`)
     if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
     if (process.platform === 'win32') return new Listener(network, addr, undefined)
+    const activated = this.#adoptActivated()
+    if (activated !== undefined) {
+      const fd = this.#claimActivated(activated, network, addr, options.name)
+      if (mode === 'immediate') return new Listener(network, addr, fd)
+      this.#kept.push([fd, network, addr])
+      return new Listener(network, addr, -1)
+    }
     // Port 0 binds a fresh port each time; only a parent must refuse a second one, since its
     // child could not tell the two apart.
     const anyPort = network !== 'unix' && addr.endsWith(':0')
@@ -186,8 +206,12 @@ export class Privsep {
     this.#passed = passed
   }
 
-  /** In the child: closes every passed descriptor that no listen/openPrivileged claimed. */
+  /** In the child: closes every passed (or activated) descriptor that no listen/openPrivileged claimed. */
   cleanupPassedFiles (): void {
+    for (const socket of this.#activated ?? []) {
+      if (!socket.claimed) native().close(socket.fd)
+      socket.claimed = true
+    }
     const passed = this.#passed
     if (!passed) return
     for (const fd of passed.unclaimed) native().close(fd)
@@ -313,6 +337,33 @@ export class Privsep {
       }
       this.#waiting.shift()?.()
     }
+  }
+
+  /**
+   * The sockets systemd passed (`LISTEN_PID`, `LISTEN_FDS`, `LISTEN_FDNAMES`), taken once, the
+   * variables then unset so that nothing started later sees them; undefined without them.
+   */
+  #adoptActivated (): Activated[] | undefined {
+    if (this.#activated === null) {
+      const { LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES } = process.env
+      const rows = native().activated(LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, process.pid)
+      for (const name of ['LISTEN_PID', 'LISTEN_FDS', 'LISTEN_FDNAMES']) delete process.env[name]
+      this.#activated = rows?.map(([fd, name, kind, address]) => ({ fd, name, kind, address, claimed: false }))
+    }
+    return this.#activated
+  }
+
+  /** The activated socket for `network addr` (and `name`, if given), claimed. */
+  #claimActivated (activated: Activated[], network: Network, addr: string, name: string | undefined): number {
+    const found = activated.find((a) => !a.claimed && (name === undefined || a.name === name) && native().matches(a.fd, network, addr))
+    if (found === undefined) {
+      const passed = activated.map((a) => `${a.name} (fd ${a.fd}, ${a.kind} ${a.address}${a.claimed ? ', claimed' : ''})`).join('; ') || 'none'
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ACTIVATED',
+        `listen(${network} ${addr}${name === undefined ? '' : `, name ${name}`}): systemd passed no such socket (passed: ${passed}); ` +
+        'add it to the .socket unit, or ask for one of these')
+    }
+    found.claimed = true
+    return found.fd
   }
 
   #claimSocket (key: string): number {

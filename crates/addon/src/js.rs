@@ -234,6 +234,13 @@ impl Cx {
         Ok(value)
     }
 
+    pub fn boolean(&self, value: bool) -> JsResult<napi_value> {
+        let mut result = ptr::null_mut();
+        // SAFETY: `result` is valid for writes.
+        self.check(unsafe { napi_get_boolean(self.env, value, &mut result) })?;
+        Ok(result)
+    }
+
     pub fn null(&self) -> JsResult<napi_value> {
         let mut value = ptr::null_mut();
         // SAFETY: `value` is valid for writes.

@@ -5,6 +5,7 @@
 mod js;
 
 use js::{Cx, Fail};
+use privsep_core::activation;
 use privsep_core::broker::{self, Request};
 use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::paths;
@@ -169,6 +170,42 @@ unsafe extern "C" fn exec_monitor(env: napi_env, info: napi_callback_info) -> na
     })
 }
 
+/// `activated(LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, pid): null | [fd, name, kind, address][]`:
+/// the sockets systemd passed to this process, checked (crates/core/src/activation.rs).
+unsafe extern "C" fn activated(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let pid = cx.optional_string(args[0], activation::PID)?;
+        let fds = cx.optional_string(args[1], activation::FDS)?;
+        let names = cx.optional_string(args[2], activation::FDNAMES)?;
+        let own = cx.int(args[3], "pid")? as u32;
+        let sockets = match activation::decode(pid.as_deref(), fds.as_deref(), names.as_deref(), own)? {
+            None => return cx.null(),
+            Some(sockets) => sockets,
+        };
+        let rows = sockets
+            .iter()
+            .map(|a| {
+                cx.array(&[
+                    cx.create_number(a.fd as f64)?,
+                    cx.create_string(&a.name)?,
+                    cx.create_string(a.kind)?,
+                    cx.create_string(&a.address)?,
+                ])
+            })
+            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        cx.array(&rows)
+    })
+}
+
+/// `matches(fd, network, address): boolean`: whether socket `fd` is what `listen(network,
+/// address)` declares (type, listening, family, address).
+unsafe extern "C" fn matches(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let endpoint = Endpoint::parse(&cx.string(args[1], "network")?, &cx.string(args[2], "address")?)?;
+        cx.boolean(activation::matches(cx.int(args[0], "fd")?, &endpoint))
+    })
+}
+
 /// `openFile(path): number`: as root, a descriptor for reading the regular file at absolute
 /// `path`, resolved safely (crates/core/src/paths.rs).
 unsafe extern "C" fn open_file(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -304,11 +341,13 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 9] = [
+    let functions: [(&str, napi_callback); 11] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
         ("openFile", Some(open_file)),
+        ("activated", Some(activated)),
+        ("matches", Some(matches)),
         ("brokerRequest", Some(broker_request)),
         ("handOff", Some(hand_off)),
         ("execMonitor", Some(exec_monitor)),

@@ -3,6 +3,7 @@
 //! user, the monitor's process work, and the environment protocol between the root side and
 //! that child (docs/PROTOCOL.md).
 
+pub mod activation;
 pub mod broker;
 pub mod error;
 pub mod handoff;
