@@ -24,6 +24,9 @@ export const restorePassedFiles = privsep.restorePassedFiles.bind(privsep)
 export const cleanupPassedFiles = privsep.cleanupPassedFiles.bind(privsep)
 export const requestFile = privsep.requestFile.bind(privsep)
 export const requestListener = privsep.requestListener.bind(privsep)
+export const ready = privsep.ready.bind(privsep)
+/** Sends `STATUS=text` to systemd (through the monitor in a privsep child); see `ready`. */
+export const notifyStatus = async (text: string): Promise<void> => { await privsep.notify(`STATUS=${text}`) }
 export const forkExecUnprivileged = privsep.forkExecUnprivileged.bind(privsep)
 
 /** Turns filesImmediate on or off for this process (see `Privsep#filesImmediate`). */
@@ -41,6 +44,8 @@ export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()
 // Before the root process becomes the monitor: what the lifecycle logged must be written.
 privsep.beforeHandOff = () => lifecycle.flushLogs()
+// systemd hears STOPPING=1 when the process's shutdown starts (nothing without systemd).
+lifecycle.onShutdown(() => { void privsep.notify('STOPPING=1').catch(() => {}) })
 export const shutdown: AbortSignal = lifecycle.shutdown
 export const context: AbortSignal = lifecycle.context
 export const connections: ConnectionRegistry = lifecycle.connections

@@ -103,7 +103,12 @@ function request (options: ForkExecOptions, signals: number[], passed: PassedEnt
   return {
     program: process.execPath,
     argv: sea ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
-    env: Object.entries(process.env).map(([name, value]) => `${name}=${value ?? ''}`),
+    // systemd's notification socket is the monitor's (the main process, same pid) when this
+    // process becomes it; the child asks the monitor to notify. WATCHDOG_USEC stays: the child
+    // keeps the watchdog fed through the monitor.
+    env: Object.entries(process.env).filter(([name]) => name !== 'NOTIFY_SOCKET' && name !== 'WATCHDOG_PID')
+      .map(([name, value]) => `${name}=${value ?? ''}`),
+    notifySocket: parentPid === 0 ? process.env.NOTIFY_SOCKET : undefined,
     user: options.user,
     group: options.group,
     umask: options.umask,

@@ -29,10 +29,12 @@ export interface HandOffRequest {
   allow: Array<[kind: string, value: string]>
   /** Files the user must be able to read (the program's script). */
   readable: string[]
+  /** `NOTIFY_SOCKET`, for the monitor to send systemd notifications to. */
+  notifySocket?: string
 }
 
 /** A broker request (docs/PROTOCOL.md, "The broker"). */
-export type BrokerRequest = ['file', path: string] | ['listener', network: string, address: string, backlog: number, mode: number | undefined]
+export type BrokerRequest = ['file', path: string] | ['listener', network: string, address: string, backlog: number, mode: number | undefined] | ['notify', state: string]
 
 /** The monitor's report, decoded: the child's pid, or why it did not start. */
 export type MonitorReport = [pid: number] | [code: string, errno: number, syscall: string, message: string]
@@ -42,6 +44,7 @@ export interface Native {
   listen (network: string, address: string, backlog: number, mode?: number): number
   restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): [entries: PassedEntry[], channel: number | null] | null
   openFile (path: string): number
+  notify (socket: string, state: string): void
   activated (listenPid: string | undefined, listenFds: string | undefined, listenFdnames: string | undefined, pid: number): Array<[fd: number, name: string, kind: string, address: string]> | null
   matches (fd: number, network: string, address: string): boolean
   brokerRequest (channel: number, id: number, request: BrokerRequest): Promise<number>
@@ -53,7 +56,7 @@ export interface Native {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

@@ -86,6 +86,7 @@ export class Privsep {
   #activated: Activated[] | undefined | null = null
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
+  #watchdog: NodeJS.Timeout | undefined
   /** Child: the broker channel to the monitor, until it closes. */
   #channel: number | undefined
   #requests = 0
@@ -300,6 +301,38 @@ export class Privsep {
     if (this.#brokerless()) return new Listener(network, addr, native().listen(network, addr, backlog, options.mode))
     const fd = await this.#ask(`requestListener(${network} ${addr})`, ['listener', network, addr, backlog, options.mode])
     return new Listener(network, addr, fd)
+  }
+
+  /**
+   * Tells systemd the program is ready (`READY=1`), once its servers listen: the monitor sends
+   * it (it is the main process), or this process when there is no monitor and systemd set
+   * `NOTIFY_SOCKET`; otherwise nothing happens. With `WATCHDOG_USEC` set, it then sends
+   * `WATCHDOG=1` at half that interval while the event loop runs.
+   */
+  async ready (): Promise<void> {
+    await this.notify('READY=1')
+    const usec = Number(process.env.WATCHDOG_USEC)
+    if (this.#watchdog === undefined && Number.isInteger(usec) && usec > 0) {
+      this.#watchdog = setInterval(() => { void this.notify('WATCHDOG=1') }, Math.max(1, Math.floor(usec / 2000)))
+      this.#watchdog.unref()
+    }
+  }
+
+  /**
+   * Sends one systemd notification (`READY=1`, `STATUS=…`, `STOPPING=1`, `RELOADING=1`,
+   * `WATCHDOG=1`): through the monitor in a privsep child, directly without one. Best effort:
+   * without systemd, or without a channel, nothing is sent and nothing is thrown.
+   */
+  async notify (state: string): Promise<void> {
+    if (typeof state !== 'string' || state.includes('\n')) {
+      throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `notify takes one KEY=value line, not ${JSON.stringify(state)}`)
+    }
+    if (this.#passed !== undefined) {
+      if (this.#channel !== undefined) await this.#ask(`notify(${state})`, ['notify', state]).catch(() => {})
+      return
+    }
+    const socket = process.env.NOTIFY_SOCKET
+    if (socket !== undefined && socket !== '' && process.platform !== 'win32') native().notify(socket, state)
   }
 
   /** True where this process opens and binds itself (filesImmediate); throws where no broker is. */

@@ -8,6 +8,7 @@ use js::{Cx, Fail};
 use privsep_core::activation;
 use privsep_core::broker::{self, Request};
 use privsep_core::handoff::{self, Handoff, Report};
+use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
@@ -143,6 +144,9 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             passed,
             allow: allow_entries,
             allow_folders,
+            notify_socket: cx
+                .optional_string(cx.property(options, "notifySocket")?, "notifySocket")?
+                .unwrap_or_default(),
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;
@@ -206,6 +210,14 @@ unsafe extern "C" fn matches(env: napi_env, info: napi_callback_info) -> napi_va
     })
 }
 
+/// `notify(socket, state): void`: sends a systemd notification from this process (no monitor).
+unsafe extern "C" fn notify_systemd(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        notify::send(&cx.string(args[0], "socket")?, &cx.string(args[1], "state")?)?;
+        cx.undefined()
+    })
+}
+
 /// `openFile(path): number`: as root, a descriptor for reading the regular file at absolute
 /// `path`, resolved safely (crates/core/src/paths.rs).
 unsafe extern "C" fn open_file(env: napi_env, info: napi_callback_info) -> napi_value {
@@ -253,25 +265,28 @@ unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> 
         let channel = cx.int(args[0], "channel")?;
         let id = cx.int(args[1], "id")? as u32;
         let what = cx.elements(args[2], "request")?;
-        let request = match (cx.string(what[0], "kind")?.as_str(), what.len()) {
-            ("file", 2) => Request::File {
-                id,
-                path: cx.string(what[1], "path")?,
-            },
-            ("listener", 5) => Request::Listener {
-                id,
-                endpoint: Endpoint::parse(&cx.string(what[1], "network")?, &cx.string(what[2], "address")?)?,
-                backlog: cx.int(what[3], "backlog")? as u32,
-                mode: cx
-                    .optional_number(what[4], "mode")?
-                    .map_or(broker::NO_MODE, |m| m as u32),
-            },
-            _ => {
-                return Err(Fail::invalid(
-                    "a request is ['file', path] or ['listener', network, address, backlog, mode]",
-                ))
-            }
-        };
+        let request =
+            match (cx.string(what[0], "kind")?.as_str(), what.len()) {
+                ("file", 2) => Request::File {
+                    id,
+                    path: cx.string(what[1], "path")?,
+                },
+                ("listener", 5) => Request::Listener {
+                    id,
+                    endpoint: Endpoint::parse(&cx.string(what[1], "network")?, &cx.string(what[2], "address")?)?,
+                    backlog: cx.int(what[3], "backlog")? as u32,
+                    mode: cx
+                        .optional_number(what[4], "mode")?
+                        .map_or(broker::NO_MODE, |m| m as u32),
+                },
+                ("notify", 2) => Request::Notify {
+                    id,
+                    state: cx.string(what[1], "state")?,
+                },
+                _ => return Err(Fail::invalid(
+                    "a request is ['file', path], ['listener', network, address, backlog, mode] or ['notify', state]",
+                )),
+            };
         broker::send_request(channel, &request)?;
         let mut deferred = ptr::null_mut();
         let mut promise = ptr::null_mut();
@@ -341,11 +356,12 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 11] = [
+    let functions: [(&str, napi_callback); 12] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
         ("openFile", Some(open_file)),
+        ("notify", Some(notify_systemd)),
         ("activated", Some(activated)),
         ("matches", Some(matches)),
         ("brokerRequest", Some(broker_request)),

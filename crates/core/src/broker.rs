@@ -33,6 +33,11 @@ pub enum Request {
         backlog: u32,
         mode: u32,
     },
+    /// A systemd notification for the monitor to send (`READY=1`, `STATUS=…`): no fd back.
+    Notify {
+        id: u32,
+        state: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +63,7 @@ pub struct Reply {
 impl Request {
     pub fn id(&self) -> u32 {
         match self {
-            Request::File { id, .. } | Request::Listener { id, .. } => *id,
+            Request::File { id, .. } | Request::Listener { id, .. } | Request::Notify { id, .. } => *id,
         }
     }
 }
@@ -84,6 +89,11 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
             out.extend_from_slice(&backlog.to_le_bytes());
             out.extend_from_slice(&mode.to_le_bytes());
         }
+        Request::Notify { id, state } => {
+            out.push(3);
+            out.extend_from_slice(&id.to_le_bytes());
+            string(&mut out, state);
+        }
     }
     out
 }
@@ -105,6 +115,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request> {
                 mode: r.u32()?,
             }
         }
+        3 => Request::Notify { id, state: r.string()? },
         other => return Err(malformed(&format!("unknown request kind {}", other))),
     };
     r.end()?;
@@ -227,6 +238,7 @@ impl Policy {
                             .any(|d| path.starts_with(&format!("{}/", d.trim_end_matches('/')))))
             }
             Request::Listener { endpoint, .. } => self.listeners.iter().any(|l| l == endpoint),
+            Request::Notify { state, .. } => crate::notify::child_may_send(state),
         }
     }
 }
@@ -307,7 +319,8 @@ pub fn await_reply(channel: i32, request: &Request) -> Result<i32> {
     };
     drop(inbox);
     let fd = match (reply.status, fd) {
-        (Status::Ok, Some(fd)) => sys::into_raw(fd),
+        (Status::Ok, None) if matches!(request, Request::Notify { .. }) => return Ok(-1),
+        (Status::Ok, Some(fd)) if !matches!(request, Request::Notify { .. }) => sys::into_raw(fd),
         _ if reply.code == "ERR_PRIVSEP_OS" => {
             return Err(Error::Os {
                 syscall: "privsep-monitor",
@@ -325,6 +338,7 @@ pub fn await_reply(channel: i32, request: &Request) -> Result<i32> {
     let checked = match request {
         Request::File { path, .. } => crate::socket::validate_file(fd, path),
         Request::Listener { endpoint, .. } => crate::socket::validate(fd, endpoint),
+        Request::Notify { .. } => Ok(()),
     };
     if let Err(err) = checked {
         let _ = sys::close(fd);
@@ -344,8 +358,9 @@ fn receive_reply(channel: i32) -> Result<(Reply, Option<Fd>)> {
         return Err(malformed("a reply that was cut short"));
     }
     let reply = decode_reply(&message.bytes)?;
-    let wanted = if reply.status == Status::Ok { 1 } else { 0 };
-    if message.fds.len() != wanted {
+    // A granted file or listener comes with its descriptor, a notification with none: the
+    // request decides (`await_reply`); a refusal never carries one.
+    if message.fds.len() > 1 || (reply.status != Status::Ok && !message.fds.is_empty()) {
         return Err(malformed(&format!(
             "reply {} with {} descriptor(s)",
             reply.id,
@@ -459,6 +474,10 @@ mod tests {
     #[test]
     fn messages_survive_encoding() {
         for request in [
+            Request::Notify {
+                id: 2,
+                state: "STATUS=ok".into(),
+            },
             Request::File {
                 id: 1,
                 path: "/etc/clé, x.pem".into(),

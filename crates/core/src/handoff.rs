@@ -43,6 +43,8 @@ pub struct Handoff {
     pub allow: Vec<Passed>,
     /// Folders below which the child may ask for any file.
     pub allow_folders: Vec<String>,
+    /// Where systemd listens for notifications (`NOTIFY_SOCKET`), or empty.
+    pub notify_socket: String,
 }
 
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
@@ -79,6 +81,7 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
         out.string("folder");
         out.string(folder);
     }
+    out.string(&handoff.notify_socket);
     out.0
 }
 
@@ -128,6 +131,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
             allow.push(allowed);
         }
     }
+    let notify_socket = r.string("notify socket")?;
     if r.at != bytes.len() {
         return Err(malformed(format!("{} bytes after the last field", bytes.len() - r.at)));
     }
@@ -170,6 +174,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         passed,
         allow,
         allow_folders,
+        notify_socket,
     })
 }
 
@@ -334,6 +339,7 @@ mod tests {
                 Passed::parse("file", "/etc/a.pem").unwrap(),
             ],
             allow_folders: vec!["/etc/letsencrypt/live/".into()],
+            notify_socket: "/run/systemd/notify".into(),
         }
     }
 

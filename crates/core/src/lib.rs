@@ -7,6 +7,7 @@ pub mod activation;
 pub mod broker;
 pub mod error;
 pub mod handoff;
+pub mod notify;
 pub mod paths;
 pub mod process;
 pub mod protocol;

@@ -7,7 +7,7 @@ use crate::sys;
 use crate::{Error, Result};
 use std::ffi::CString;
 
-pub use crate::sys::{SIGCHLD, SIGPIPE, SIGUSR1};
+pub use crate::sys::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
 
 /// A close-on-exec anonymous file holding the encoded `handoff`, read from its start.
 pub fn handoff_file(handoff: &Handoff) -> Result<i32> {

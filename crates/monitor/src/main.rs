@@ -19,8 +19,9 @@
 
 use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
+use privsep_core::notify;
 use privsep_core::paths;
-use privsep_core::process::{self, Signals, SIGCHLD, SIGPIPE, SIGUSR1};
+use privsep_core::process::{self, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
 use privsep_core::protocol::Passed;
 use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
@@ -103,6 +104,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         let ready = process::wait_readable(&[signals.fd(), channel.unwrap_or(-1)])?;
         for signal in if ready[0] { signals.take() } else { Vec::new() } {
             if signal != SIGCHLD {
+                if signal == SIGTERM || signal == SIGINT {
+                    let _ = notify::send(&handoff.notify_socket, "STOPPING=1");
+                }
                 // Already gone: the SIGCHLD that follows says how.
                 let _ = process::send(pid, signal);
             } else if let Some(status) = process::try_wait(pid)? {
@@ -110,7 +114,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
         if let (true, Some(fd)) = (ready[1], channel) {
-            if !serve(fd, &policy, &mut held) {
+            if !serve(fd, &policy, &mut held, &handoff.notify_socket) {
                 let _ = socket::close(fd);
                 channel = None;
             }
@@ -124,7 +128,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
 
 /// Answers one request on the broker channel. False when the channel is to be closed: the
 /// child closed it, or sent what the protocol does not allow (logged, never answered).
-fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> bool {
+fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_socket: &str) -> bool {
     let request = match broker::receive_request(channel) {
         Ok(Some(request)) => request,
         Ok(None) => return false,
@@ -133,7 +137,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> bool
             return false;
         }
     };
-    let (reply, fd, close_after) = answer(&request, policy, held);
+    let (reply, fd, close_after) = answer(&request, policy, held, notify_socket);
     let sent = broker::send_reply(channel, &reply, fd);
     if let (Some(fd), true) = (fd, close_after) {
         let _ = socket::close(fd);
@@ -147,17 +151,30 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> bool
 
 /// The reply to `request` under `policy`, the descriptor to send with it, and whether to close
 /// that descriptor once sent (a file) or keep it (a listener, asked for again as the same one).
-fn answer(request: &Request, policy: &Policy, held: &mut Vec<(Endpoint, i32)>) -> (Reply, Option<i32>, bool) {
+/// A notification goes to systemd (`notify_socket`, none: nothing) and comes back without one.
+fn answer(
+    request: &Request,
+    policy: &Policy,
+    held: &mut Vec<(Endpoint, i32)>,
+    notify_socket: &str,
+) -> (Reply, Option<i32>, bool) {
     let id = request.id();
     let what = match request {
         Request::File { path, .. } => format!("file {}", path),
         Request::Listener { endpoint, .. } => format!("listener {} {}", endpoint.network.name(), endpoint),
+        Request::Notify { state, .. } => format!("notification {:?}", state),
     };
     if !policy.allows(request) {
         eprintln!("privsep-monitor: denied the child's request for {}", what);
         return (Reply::denied(id, &what), None, false);
     }
     let opened = match request {
+        Request::Notify { state, .. } => {
+            return match notify::send(notify_socket, state) {
+                Ok(()) => (Reply::ok(id), None, false),
+                Err(err) => (Reply::failed(id, &err), None, false),
+            };
+        }
         Request::File { path, .. } => paths::open_file(path).map(|fd| (fd, true)),
         Request::Listener {
             endpoint,

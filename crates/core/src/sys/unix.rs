@@ -922,6 +922,8 @@ pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize,
 pub const SIGCHLD: c_int = libc::SIGCHLD;
 pub const SIGPIPE: c_int = libc::SIGPIPE;
 pub const SIGUSR1: c_int = libc::SIGUSR1;
+pub const SIGTERM: c_int = libc::SIGTERM;
+pub const SIGINT: c_int = libc::SIGINT;
 
 /// A set of signals, and the thread's mask swapped for it.
 struct SignalMask(libc::sigset_t);
@@ -1063,6 +1065,39 @@ pub fn poll_readable(fds: &[RawFd]) -> SysResult<Vec<bool>> {
         return Err(SysError::new("poll", err));
     }
     Ok(polled.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
+}
+
+/// Sends one datagram to the unix socket at `address` (a leading NUL: the abstract namespace).
+pub fn send_datagram(address: &[u8], bytes: &[u8]) -> SysResult<()> {
+    let socket = new_socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if address.is_empty() || address.len() >= sun.sun_path.len() {
+        return Err(SysError::new(
+            "sendto",
+            io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        ));
+    }
+    for (dst, src) in sun.sun_path.iter_mut().zip(address) {
+        *dst = *src as c_char;
+    }
+    let len = mem::size_of::<libc::sa_family_t>() + address.len() + usize::from(address[0] != 0);
+    // SAFETY: `sun` is a sockaddr_un of length `len`; `bytes` is valid for its length.
+    let sent = unsafe {
+        libc::sendto(
+            socket.as_raw_fd(),
+            bytes.as_ptr().cast(),
+            bytes.len(),
+            libc::MSG_DONTWAIT,
+            &sun as *const _ as *const libc::sockaddr,
+            len as libc::socklen_t,
+        )
+    };
+    if sent == -1 {
+        return Err(SysError::new("sendto", io::Error::last_os_error()));
+    }
+    Ok(())
 }
 
 // ---- the broker channel ----------------------------------------------------------------

@@ -93,6 +93,8 @@ pub fn try_wait(_pid: u32) -> SysResult<Option<ExitStatus>> {
 pub const SIGCHLD: i32 = 17;
 pub const SIGPIPE: i32 = 13;
 pub const SIGUSR1: i32 = 10;
+pub const SIGTERM: i32 = 15;
+pub const SIGINT: i32 = 2;
 
 pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
@@ -104,6 +106,10 @@ pub fn caught_signals(_pipe: i32) -> Vec<i32> {
 
 pub fn poll_readable(_fds: &[i32]) -> SysResult<Vec<bool>> {
     unsupported("poll")
+}
+
+pub fn send_datagram(_address: &[u8], _bytes: &[u8]) -> SysResult<()> {
+    unsupported("sendto")
 }
 
 pub fn seqpacket_pair() -> SysResult<(Fd, Fd)> {
