@@ -25,7 +25,7 @@ import pino from 'pino'
 import promClient from 'prom-client'
 import {
   cleanupPassedFiles, configureLifecycle, forkExecUnprivileged, handleSignals, listen, openPrivileged,
-  restorePassedFiles, serve, setFilesImmediate, shutdown, watchSecureContext
+  ready, restorePassedFiles, serve, setFilesImmediate, shutdown, watchSecureContext
 } from 'privsep'
 
 const { values: args } = parseArgs({
@@ -166,6 +166,7 @@ await serve(http.createServer(async (req, res) => {
   res.setHeader('content-type', promClient.register.contentType)
   res.end(await promClient.register.metrics())
 }), metricsListener, { protocol: 'http', name: 'metrics' })
+await ready() // systemd (Type=notify) hears READY=1 from the monitor; nothing without systemd
 log.info('ready: try  nc %s %d | curl -k https://%s:%d/ | nc -U %s | curl http://%s/metrics',
   args.host, ports.smtp, args.host, ports.https, socketPath, metricsListener.addr)
 

@@ -3,7 +3,7 @@
 // TypeScript (into dist/: one bundled ES module and the declarations). Not `napi build`: it
 // only names the file here, and without napi-derive it printed an unrelated warning on every
 // build. <platform> is @napi-rs/cli's name for rustc's host triple, as napi build names it.
-import { copyFileSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
+import { chmodSync, copyFileSync, existsSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { spawnSync } from 'node:child_process'
@@ -69,4 +69,7 @@ function buildTypeScript () {
   run(bin('tsc'), ['-p', 'tsconfig.json'], { cwd: root })
   run(bin('esbuild'), ['src/index.ts', '--bundle', '--format=esm', '--platform=node', '--target=node20',
     '--outfile=dist/index.js', '--log-level=warning'], { cwd: root })
+  run(bin('esbuild'), ['src/cli.ts', '--bundle', '--format=esm', '--platform=node', '--target=node20',
+    '--outfile=dist/cli.js', '--log-level=warning', '--banner:js=#!/usr/bin/env node'], { cwd: root })
+  chmodSync(join(root, 'dist', 'cli.js'), 0o755)
 }

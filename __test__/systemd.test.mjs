@@ -1,0 +1,85 @@
+// The unit `privsep print-service` prints, for real: systemd-analyze verify and security on it,
+// then the demo under it in a real systemd 252 (../shared/tools/systemd-container): start
+// returns once it serves (Type=notify, READY=1 from the monitor), reload renews its key
+// (SIGHUP through the monitor), stop drains it, all under the unit's hardening.
+import assert from 'node:assert/strict'
+import { execFileSync, spawnSync } from 'node:child_process'
+import crypto from 'node:crypto'
+import fs from 'node:fs'
+import net from 'node:net'
+import os from 'node:os'
+import path from 'node:path'
+import tls from 'node:tls'
+import { after, test } from 'node:test'
+
+const root = path.join(import.meta.dirname, '..')
+const container = path.join(root, '..', 'shared', 'tools', 'systemd-container')
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-systemd-'))
+after(() => fs.rmSync(tmp, { recursive: true, force: true }))
+const ports = Array.from({ length: 3 }, (_, i) => 760 + crypto.randomInt(60) * 3 + i)
+
+/** The unit for the demo on `ports`, its files in /run/privsep-demo (RuntimeDirectory). */
+function printUnit () {
+  return execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'print-service', '--user', 'nobody',
+    '--runtime-directory', 'privsep-demo', '--', 'node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo',
+    '--smtp-port', String(ports[0]), '--https-port', String(ports[1]), '--metrics-port', String(ports[2])], { cwd: root, encoding: 'utf8' })
+}
+
+test('the printed unit passes systemd-analyze verify and scores at most 3.0 in systemd-analyze security', () => {
+  const unit = path.join(tmp, 'privsep-demo.service')
+  fs.writeFileSync(unit, printUnit())
+  const verify = spawnSync('systemd-analyze', ['verify', unit], { encoding: 'utf8' })
+  assert.equal(verify.status, 0, verify.stderr)
+  assert.equal(verify.stderr.trim(), '', 'verify has nothing to say')
+  const security = spawnSync('systemd-analyze', ['security', '--offline=yes', unit], { encoding: 'utf8' })
+  const score = Number(/Overall exposure level for \S+: ([\d.]+)/.exec(security.stdout)?.[1])
+  assert.ok(score <= 3.0, `exposure ${score}:\n${security.stdout.split('\n').slice(-3).join('\n')}`)
+  assert.doesNotMatch(fs.readFileSync(unit, 'utf8'), /^MemoryDenyWriteExecute/m, 'V8 needs to write the code it runs')
+})
+
+test('in a real systemd: start returns once the demo serves, reload renews its key, stop drains it', { timeout: 180_000 }, async () => {
+  const inside = (...argv) => spawnSync(container, ['exec', ...argv], { encoding: 'utf8' })
+  spawnSync(container, ['stop'])
+  const started = spawnSync(container, ['start', root], { encoding: 'utf8' })
+  assert.equal(started.status, 0, `systemd-container start failed:\n${started.stderr}`)
+  try {
+    // The container's /etc is systemd's factory default: openssl (the demo's key) needs its config.
+    spawnSync(container, ['exec', 'sh', '-c', 'mkdir -p /etc/ssl && cat > /etc/ssl/openssl.cnf'], { input: fs.readFileSync('/etc/ssl/openssl.cnf') })
+    spawnSync(container, ['exec', 'sh', '-c', 'cat > /etc/systemd/system/privsep-demo.service'], { input: printUnit() })
+    assert.equal(inside('systemctl', 'daemon-reload').status, 0)
+
+    const start = inside('systemctl', 'start', 'privsep-demo.service')
+    assert.equal(start.status, 0, `${start.stderr}\n${inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout}`)
+    // Type=notify: start has returned, so the child already serves.
+    const greeting = await new Promise((resolve, reject) => {
+      net.connect(ports[0], '127.0.0.1').once('data', (d) => resolve(String(d))).once('error', reject)
+    })
+    assert.match(greeting, /^220 privsep-demo ESMTP smtp uid=65534 /)
+    const main = inside('systemctl', 'show', '-p', 'MainPID', '--value', 'privsep-demo.service').stdout.trim()
+    assert.equal(inside('cat', `/proc/${main}/comm`).stdout.trim(), 'privsep-monitor', 'the main process is the monitor')
+
+    const certificate = () => new Promise((resolve, reject) => {
+      const socket = tls.connect({ port: ports[1], host: '127.0.0.1', rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerCertificate().fingerprint256)
+        socket.destroy()
+      }).on('error', reject)
+    })
+    const before = await certificate()
+    assert.equal(inside('node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo', '--renew').status, 0)
+    assert.equal(inside('systemctl', 'reload', 'privsep-demo.service').status, 0)
+    let journal = ''
+    for (let i = 0; i < 50 && !journal.includes('secure context reloaded'); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      journal = inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout
+    }
+    assert.match(journal, /secure context reloaded/)
+    assert.notEqual(await certificate(), before, 'the renewed certificate, without a restart')
+
+    assert.equal(inside('systemctl', 'stop', 'privsep-demo.service').status, 0)
+    assert.equal(inside('systemctl', 'show', '-p', 'Result', '--value', 'privsep-demo.service').stdout.trim(), 'success')
+    journal = inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout
+    assert.match(journal, /shutdown done: no connection left/, 'the drain ran to its end')
+  } finally {
+    spawnSync(container, ['stop'])
+  }
+})

@@ -1,0 +1,89 @@
+// `privsep print-service`: a systemd unit for a privsep program, in the spirit of mox's
+// `config printservice`. It starts as root (the program binds, opens and drops to its user
+// itself), is Type=notify (the monitor sends READY=1 when the child calls ready()), and is
+// hardened as far as a Node server under privsep survives (docs/SECURITY.md, "systemd").
+import { PrivsepError } from './errors.js'
+
+export interface ServiceOptions {
+  /** The command and its arguments; the command an absolute path. */
+  command: string[]
+  /** The user the program drops to, for the unit's description. */
+  user: string
+  /** The unit's description. Default: the command. */
+  description?: string
+  /** The program's working directory. */
+  workingDirectory: string
+  /** A folder under /run the program may write (unix sockets), e.g. its name. */
+  runtimeDirectory?: string
+}
+
+/** One ExecStart= word, quoted as systemd reads it: `$` and `%` doubled, quotes escaped. */
+function word (text: string): string {
+  const escaped = text.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\$/g, '$$$$').replace(/%/g, '%%')
+  return /^[\w@%+=:,./-]+$/.test(text) ? escaped : `"${escaped}"`
+}
+
+export function serviceUnit (options: ServiceOptions): string {
+  const [command] = options.command
+  if (command === undefined || !command.startsWith('/')) {
+    throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `print-service needs the command as an absolute path, not ${JSON.stringify(command)}`)
+  }
+  for (const text of [...options.command, options.user, options.description ?? '', options.workingDirectory]) {
+    if (/[\n\r\0]/.test(text)) throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `print-service: ${JSON.stringify(text)} has a line break or NUL`)
+  }
+  const description = options.description ?? `${options.command.join(' ')} (privsep, drops to ${options.user})`
+  return `# Printed by \`privsep print-service\`. The program starts as root, binds and opens what it
+# needs, then runs as ${options.user}; after the hand-off root runs only privsep-monitor.
+[Unit]
+Description=${description}
+After=network.target
+
+[Service]
+# The monitor sends READY=1 when the program calls ready(), and STOPPING=1 on the way down.
+Type=notify
+NotifyAccess=main
+ExecStart=${options.command.map(word).join(' ')}
+WorkingDirectory=${word(options.workingDirectory)}
+# SIGHUP reaches the child through the monitor: watchSecureContext() reloads keys on it.
+ExecReload=/bin/kill -HUP $MAINPID
+# SIGTERM to the monitor only, which forwards it once: the child drains.
+KillMode=mixed
+TimeoutStopSec=30
+Restart=on-failure
+${options.runtimeDirectory ? `RuntimeDirectory=${word(options.runtimeDirectory)}\n` : ''}UMask=0077
+
+# What the root side needs and no more: bind ports below 1024, drop to the user (groups, gid,
+# uid, the bounding set), and signal the child, which runs as another user.
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_SETPCAP CAP_KILL
+AmbientCapabilities=
+NoNewPrivileges=yes
+ProtectSystem=strict
+ProtectHome=read-only
+PrivateTmp=yes
+PrivateDevices=yes
+DevicePolicy=closed
+ProtectKernelTunables=yes
+ProtectKernelModules=yes
+ProtectKernelLogs=yes
+ProtectControlGroups=yes
+ProtectClock=yes
+ProtectHostname=yes
+ProtectProc=invisible
+ProcSubset=pid
+RestrictAddressFamilies=AF_UNIX AF_INET AF_INET6
+RestrictNamespaces=yes
+RestrictRealtime=yes
+RestrictSUIDSGID=yes
+LockPersonality=yes
+RemoveIPC=yes
+KeyringMode=private
+SystemCallArchitectures=native
+SystemCallFilter=@system-service @setuid capset
+SystemCallFilter=~@clock @cpu-emulation @debug @module @mount @obsolete @raw-io @reboot @swap
+SystemCallErrorNumber=EPERM
+# Not MemoryDenyWriteExecute=: V8's JIT writes the code it runs.
+
+[Install]
+WantedBy=multi-user.target
+`
+}
