@@ -83,3 +83,33 @@ test('in a real systemd: start returns once the demo serves, reload renews its k
     spawnSync(container, ['stop'])
   }
 })
+
+test('a real .socket unit activates the program, as root (handed to the monitor) and with User=nobody (no root)', { timeout: 180_000 }, async () => {
+  const inside = (...argv) => spawnSync(container, ['exec', ...argv], { encoding: 'utf8' })
+  const program = path.join(root, '__test__', 'fixtures', 'activated.mjs')
+  spawnSync(container, ['stop'])
+  const started = spawnSync(container, ['start', root], { encoding: 'utf8' })
+  assert.equal(started.status, 0, `systemd-container start failed:\n${started.stderr}`)
+  try {
+    for (const [name, port, user] of [['asroot', ports[0], null], ['asnobody', ports[1], 'nobody']]) {
+      const config = JSON.stringify({ listen: [['tcp4', `127.0.0.1:${port}`, 'web']] })
+      const socketUnit = `[Socket]\nListenStream=127.0.0.1:${port}\nFileDescriptorName=web\n\n[Install]\nWantedBy=sockets.target\n`
+      const serviceUnit = `[Service]\nExecStart=${process.execPath} ${program} '${config}'\n${user ? `User=${user}\n` : ''}`
+      spawnSync(container, ['exec', 'sh', '-c', `cat > /etc/systemd/system/privsep-${name}.socket`], { input: socketUnit })
+      spawnSync(container, ['exec', 'sh', '-c', `cat > /etc/systemd/system/privsep-${name}.service`], { input: serviceUnit })
+      assert.equal(inside('systemctl', 'daemon-reload').status, 0)
+      const start = inside('systemctl', 'start', `privsep-${name}.socket`)
+      assert.equal(start.status, 0, start.stderr)
+      // The first connection starts the service; it waits in the backlog until the child accepts.
+      const answer = await new Promise((resolve, reject) => {
+        let data = ''
+        net.connect(port, '127.0.0.1').on('data', (d) => { data += d }).on('end', () => resolve(data)).on('error', reject)
+      })
+      const journal = inside('journalctl', '-u', `privsep-${name}.service`, '--no-pager', '-o', 'cat').stdout
+      assert.equal(answer, 'uid 65534 web\n', journal)
+      inside('systemctl', 'stop', `privsep-${name}.service`, `privsep-${name}.socket`)
+    }
+  } finally {
+    spawnSync(container, ['stop'])
+  }
+})
