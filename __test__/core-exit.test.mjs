@@ -30,7 +30,7 @@ test('with exit: false the parent resolves with how the child ended', async () =
   assert.deepEqual(lines.at(-1), { parentSaw: { code: 3, signal: null } })
 })
 
-for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGUSR2']) {
+for (const signal of ['SIGTERM', 'SIGINT', 'SIGHUP', 'SIGQUIT']) {
   test(`${signal} to the parent is forwarded to the child`, async () => {
     const run = start('core-server.mjs', { ...serve, spawn: { exit: false } })
     const ready = await run.next()

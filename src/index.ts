@@ -25,6 +25,7 @@ export const cleanupPassedFiles = privsep.cleanupPassedFiles.bind(privsep)
 export const requestFile = privsep.requestFile.bind(privsep)
 export const requestListener = privsep.requestListener.bind(privsep)
 export const ready = privsep.ready.bind(privsep)
+export const upgrade = privsep.upgrade.bind(privsep)
 /** Sends `STATUS=text` to systemd (through the monitor in a privsep child); see `ready`. */
 export const notifyStatus = async (text: string): Promise<void> => { await privsep.notify(`STATUS=${text}`) }
 export const forkExecUnprivileged = privsep.forkExecUnprivileged.bind(privsep)

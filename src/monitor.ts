@@ -20,6 +20,14 @@ export interface ForkExecOptions {
    */
   signals?: readonly NodeJS.Signals[]
   /**
+   * The signal that makes the monitor start a new generation of the program and retire the old
+   * one once the new one calls `ready()` (a zero-downtime upgrade); `null`: none. Default
+   * SIGUSR2. It is not forwarded.
+   */
+  upgradeSignal?: NodeJS.Signals | null
+  /** How long a new generation may take to call `ready()` before it is killed. Default 30000. */
+  readyTimeoutMs?: number
+  /**
    * What the child may ask for at run time (`requestFile`, `requestListener`) beyond what was
    * opened and bound before the hand-off, which it may always ask for again.
    */
@@ -51,7 +59,7 @@ export interface ChildExit {
 }
 
 /** Signals the monitor passes on to the child by default. */
-export const forwardedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT', 'SIGUSR2']
+export const forwardedSignals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGQUIT']
 
 const invalid = (message: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `forkExecUnprivileged: ${message}`)
 
@@ -83,18 +91,28 @@ function allowEntries (allow: BrokerPolicy | undefined): Array<[string, string]>
 }
 
 /** The numbers of the signals to forward (Unix: Windows has no SIGQUIT or SIGUSR2). */
-export function signalNumbers (options: ForkExecOptions): number[] {
+export function signalNumbers (options: ForkExecOptions): { forwarded: number[], upgrade: number } {
   const numbers = os.constants.signals as Record<string, number>
-  return (options.signals ?? forwardedSignals).map((name) => {
+  const number = (what: string, name: unknown): number => {
     if (typeof name !== 'string' || numbers[name] === undefined || name === 'SIGKILL' || name === 'SIGSTOP') {
-      throw invalid(`options.signals: ${String(name)} is not a signal that can be forwarded`)
+      throw invalid(`${what}: ${String(name)} is not a signal that can be caught`)
     }
     return numbers[name]
-  })
+  }
+  const upgrade = options.upgradeSignal === null ? 0 : number('options.upgradeSignal', options.upgradeSignal ?? 'SIGUSR2')
+  const forwarded = (options.signals ?? forwardedSignals).map((name) => number('options.signals', name))
+  if (forwarded.includes(upgrade)) throw invalid(`options.signals: ${String(options.upgradeSignal ?? 'SIGUSR2')} is the upgrade signal, which the monitor acts on itself`)
+  const timeout = options.readyTimeoutMs
+  if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0 && timeout < 2 ** 31)) {
+    throw invalid(`options.readyTimeoutMs must be a positive integer, not ${String(timeout)}`)
+  }
+  return { forwarded, upgrade }
 }
 
 /** The request for `native().handOff`, for a monitor that sees `passed` at the given fds. */
-function request (options: ForkExecOptions, signals: number[], passed: PassedEntry[], reportFd: number, parentPid: number): Parameters<ReturnType<typeof native>['handOff']>[0] {
+type SignalNumbers = ReturnType<typeof signalNumbers>
+
+function request (options: ForkExecOptions, signals: SignalNumbers, passed: PassedEntry[], reportFd: number, parentPid: number): Parameters<ReturnType<typeof native>['handOff']>[0] {
   // A single executable application is its own script: Node puts the executable's name in
   // argv[1] again, and takes no Node options from its command line (its own execArgv, if
   // any, come from its blob), so the child gets the user's arguments only.
@@ -112,7 +130,9 @@ function request (options: ForkExecOptions, signals: number[], passed: PassedEnt
     user: options.user,
     group: options.group,
     umask: options.umask,
-    signals,
+    signals: signals.forwarded,
+    upgradeSignal: signals.upgrade,
+    readyTimeoutMs: options.readyTimeoutMs,
     reportFd,
     parentPid,
     passed,
@@ -125,7 +145,7 @@ function request (options: ForkExecOptions, signals: number[], passed: PassedEnt
  * Replaces this process with the monitor, which starts the child with `kept` and ends as it
  * ends. Returns only by throwing: the user or the program was refused, or the exec failed.
  */
-export function execMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: number[]): never {
+export function execMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: SignalNumbers): never {
   const path = monitorPath()
   const fd = native().handOff(request(options, signals, kept, -1, 0))
   try {
@@ -153,14 +173,14 @@ export function supervisingChild (): boolean {
  * `signals` are forwarded to the monitor. Throws at once when the user or the program is
  * refused; the promise rejects with the monitor's error when the child could not start.
  */
-export function runMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: number[]): Promise<ChildExit> {
+export function runMonitor (kept: PassedEntry[], options: ForkExecOptions, signals: SignalNumbers): Promise<ChildExit> {
   const path = monitorPath()
   const passed = kept.map(([, kind, value], i): PassedEntry => [5 + i, kind, value])
   const fd = native().handOff(request(options, signals, passed, 3, process.pid))
   const { spawn } = process.getBuiltinModule('node:child_process')
   try {
     const monitor = spawn(path, ['4'], { stdio: ['inherit', 'inherit', 'inherit', 'pipe', fd, ...kept.map(([keptFd]) => keptFd)], env: {} })
-    return supervise(monitor, signals)
+    return supervise(monitor, [...signals.forwarded, signals.upgrade].filter((n) => n !== 0))
   } finally {
     native().close(fd)
   }

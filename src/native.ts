@@ -31,10 +31,14 @@ export interface HandOffRequest {
   readable: string[]
   /** `NOTIFY_SOCKET`, for the monitor to send systemd notifications to. */
   notifySocket?: string
+  /** The signal number that starts an upgrade (0: none). */
+  upgradeSignal?: number
+  /** How long a new generation may take to be ready, in ms. */
+  readyTimeoutMs?: number
 }
 
 /** A broker request (docs/PROTOCOL.md, "The broker"). */
-export type BrokerRequest = ['file', path: string] | ['listener', network: string, address: string, backlog: number, mode: number | undefined] | ['notify', state: string]
+export type BrokerRequest = ['file', path: string] | ['listener', network: string, address: string, backlog: number, mode: number | undefined] | ['notify', state: string] | ['upgrade']
 
 /** The monitor's report, decoded: the child's pid, or why it did not start. */
 export type MonitorReport = [pid: number] | [code: string, errno: number, syscall: string, message: string]

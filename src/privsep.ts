@@ -87,6 +87,7 @@ export class Privsep {
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
   #watchdog: NodeJS.Timeout | undefined
+  #generation = 1
   /** Child: the broker channel to the monitor, until it closes. */
   #channel: number | undefined
   #requests = 0
@@ -194,6 +195,10 @@ export class Privsep {
     }
     const [entries, channel] = restored
     this.#channel = channel ?? undefined
+    // The monitor numbers each generation it starts (docs/PROTOCOL.md); taken, then unset.
+    const generation = Number(process.env.PRIVSEP_GENERATION)
+    if (Number.isInteger(generation) && generation > 0) this.#generation = generation
+    delete process.env.PRIVSEP_GENERATION
     for (const name of ENV) delete process.env[name]
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
@@ -316,6 +321,21 @@ export class Privsep {
       this.#watchdog = setInterval(() => { void this.notify('WATCHDOG=1') }, Math.max(1, Math.floor(usec / 2000)))
       this.#watchdog.unref()
     }
+  }
+
+  /**
+   * In a privsep child: asks the monitor to start a new generation of the program (as on disk
+   * now), which takes over once it calls `ready()`; this one then gets SIGTERM and drains.
+   * The same as the upgrade signal (default SIGUSR2) to the root process.
+   */
+  async upgrade (): Promise<void> {
+    if (this.#passed === undefined) throw noBroker('upgrade()', 'this process was not started by a privsep monitor')
+    await this.#ask('upgrade()', ['upgrade'])
+  }
+
+  /** Which generation of the program this process is: 1, then one more per upgrade. */
+  get generation (): number {
+    return this.#generation
   }
 
   /**

@@ -147,6 +147,12 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             notify_socket: cx
                 .optional_string(cx.property(options, "notifySocket")?, "notifySocket")?
                 .unwrap_or_default(),
+            upgrade_signal: cx
+                .optional_number(cx.property(options, "upgradeSignal")?, "upgradeSignal")?
+                .map_or(0, |n| n as i32),
+            ready_timeout_ms: cx
+                .optional_number(cx.property(options, "readyTimeoutMs")?, "readyTimeoutMs")?
+                .map_or(30_000, |n| n as u32),
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;
@@ -279,6 +285,7 @@ unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> 
                         .optional_number(what[4], "mode")?
                         .map_or(broker::NO_MODE, |m| m as u32),
                 },
+                ("upgrade", 1) => Request::Upgrade { id },
                 ("notify", 2) => Request::Notify {
                     id,
                     state: cx.string(what[1], "state")?,

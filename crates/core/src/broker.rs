@@ -38,6 +38,10 @@ pub enum Request {
         id: u32,
         state: String,
     },
+    /// Start a new generation of the program (a zero-downtime upgrade): no fd back.
+    Upgrade {
+        id: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +67,10 @@ pub struct Reply {
 impl Request {
     pub fn id(&self) -> u32 {
         match self {
-            Request::File { id, .. } | Request::Listener { id, .. } | Request::Notify { id, .. } => *id,
+            Request::File { id, .. }
+            | Request::Listener { id, .. }
+            | Request::Notify { id, .. }
+            | Request::Upgrade { id } => *id,
         }
     }
 }
@@ -94,6 +101,10 @@ pub fn encode_request(request: &Request) -> Vec<u8> {
             out.extend_from_slice(&id.to_le_bytes());
             string(&mut out, state);
         }
+        Request::Upgrade { id } => {
+            out.push(4);
+            out.extend_from_slice(&id.to_le_bytes());
+        }
     }
     out
 }
@@ -116,6 +127,7 @@ pub fn decode_request(bytes: &[u8]) -> Result<Request> {
             }
         }
         3 => Request::Notify { id, state: r.string()? },
+        4 => Request::Upgrade { id },
         other => return Err(malformed(&format!("unknown request kind {}", other))),
     };
     r.end()?;
@@ -239,6 +251,7 @@ impl Policy {
             }
             Request::Listener { endpoint, .. } => self.listeners.iter().any(|l| l == endpoint),
             Request::Notify { state, .. } => crate::notify::child_may_send(state),
+            Request::Upgrade { .. } => true,
         }
     }
 }
@@ -319,8 +332,8 @@ pub fn await_reply(channel: i32, request: &Request) -> Result<i32> {
     };
     drop(inbox);
     let fd = match (reply.status, fd) {
-        (Status::Ok, None) if matches!(request, Request::Notify { .. }) => return Ok(-1),
-        (Status::Ok, Some(fd)) if !matches!(request, Request::Notify { .. }) => sys::into_raw(fd),
+        (Status::Ok, None) if wants_no_fd(request) => return Ok(-1),
+        (Status::Ok, Some(fd)) if !wants_no_fd(request) => sys::into_raw(fd),
         _ if reply.code == "ERR_PRIVSEP_OS" => {
             return Err(Error::Os {
                 syscall: "privsep-monitor",
@@ -338,7 +351,7 @@ pub fn await_reply(channel: i32, request: &Request) -> Result<i32> {
     let checked = match request {
         Request::File { path, .. } => crate::socket::validate_file(fd, path),
         Request::Listener { endpoint, .. } => crate::socket::validate(fd, endpoint),
-        Request::Notify { .. } => Ok(()),
+        Request::Notify { .. } | Request::Upgrade { .. } => Ok(()),
     };
     if let Err(err) = checked {
         let _ = sys::close(fd);
@@ -368,6 +381,11 @@ fn receive_reply(channel: i32) -> Result<(Reply, Option<Fd>)> {
         )));
     }
     Ok((reply, message.fds.pop()))
+}
+
+/// Notifications and upgrades are answered without a descriptor.
+fn wants_no_fd(request: &Request) -> bool {
+    matches!(request, Request::Notify { .. } | Request::Upgrade { .. })
 }
 
 fn closed() -> Error {

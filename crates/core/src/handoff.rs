@@ -45,6 +45,10 @@ pub struct Handoff {
     pub allow_folders: Vec<String>,
     /// Where systemd listens for notifications (`NOTIFY_SOCKET`), or empty.
     pub notify_socket: String,
+    /// The signal that starts an upgrade (not forwarded), 0 for none.
+    pub upgrade_signal: i32,
+    /// How long a new generation has to call ready() before it is killed, in ms.
+    pub ready_timeout_ms: u32,
 }
 
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
@@ -82,6 +86,8 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
         out.string(folder);
     }
     out.string(&handoff.notify_socket);
+    out.u32(handoff.upgrade_signal as u32);
+    out.u32(handoff.ready_timeout_ms);
     out.0
 }
 
@@ -132,6 +138,8 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         }
     }
     let notify_socket = r.string("notify socket")?;
+    let upgrade_signal = r.u32()? as i32;
+    let ready_timeout_ms = r.u32()?;
     if r.at != bytes.len() {
         return Err(malformed(format!("{} bytes after the last field", bytes.len() - r.at)));
     }
@@ -146,6 +154,12 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
     }
     if umask != KEEP_UMASK && umask > 0o777 {
         return Err(malformed(format!("umask {:o} is not in 0..0777", umask)));
+    }
+    if !(0..=64).contains(&upgrade_signal) || (upgrade_signal != 0 && signals.contains(&upgrade_signal)) {
+        return Err(malformed(format!(
+            "upgrade signal {} is not a signal, or it is also forwarded",
+            upgrade_signal
+        )));
     }
     if let Some(s) = signals.iter().find(|&&s| !(1..=64).contains(&s)) {
         return Err(malformed(format!("signal {} cannot be forwarded", s)));
@@ -175,6 +189,8 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         allow,
         allow_folders,
         notify_socket,
+        upgrade_signal,
+        ready_timeout_ms,
     })
 }
 
@@ -340,6 +356,8 @@ mod tests {
             ],
             allow_folders: vec!["/etc/letsencrypt/live/".into()],
             notify_socket: "/run/systemd/notify".into(),
+            upgrade_signal: 12,
+            ready_timeout_ms: 30_000,
         }
     }
 

@@ -7,7 +7,7 @@ use crate::sys;
 use crate::{Error, Result};
 use std::ffi::CString;
 
-pub use crate::sys::{SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
+pub use crate::sys::{SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
 
 /// A close-on-exec anonymous file holding the encoded `handoff`, read from its start.
 pub fn handoff_file(handoff: &Handoff) -> Result<i32> {
@@ -64,19 +64,19 @@ impl Signals {
     }
 }
 
-/// Waits until one of `fds` (-1: none) is readable or closed; `true` for each that is. A
-/// signal ends the wait with all `false`.
-pub fn wait_readable(fds: &[i32]) -> Result<Vec<bool>> {
-    sys::poll_readable(fds).map_err(|e| e.about("waiting"))
+/// Waits until one of `fds` (-1: none) is readable or closed, at most `timeout_ms` (-1: no
+/// limit); `true` for each that is. A signal or the timeout ends the wait with all `false`.
+pub fn wait_readable(fds: &[i32], timeout_ms: i32) -> Result<Vec<bool>> {
+    sys::poll_readable(fds, timeout_ms).map_err(|e| e.about("waiting"))
 }
 
 pub fn send(pid: u32, signal: i32) -> Result<()> {
     sys::kill(pid, signal).map_err(|e| e.about(format!("signal {} to child {}", signal, pid)))
 }
 
-/// Reaps ended children without blocking; `Some` once `pid` has ended.
-pub fn try_wait(pid: u32) -> Result<Option<ExitStatus>> {
-    sys::try_wait(pid).map_err(|e| e.about(format!("child {}", pid)))
+/// Reaps one ended child without blocking: its pid and how it ended.
+pub fn reap() -> Result<Option<(u32, ExitStatus)>> {
+    sys::reap().map_err(|e| e.about("reaping children"))
 }
 
 /// Ends this process the way `status` says: its exit code, or death by its signal without a

@@ -8,10 +8,12 @@
 //!    on (those it forwards, and SIGCHLD) and opens the broker channel;
 //! 3. starts the child as the user (`spawn::spawn`: session, drop, checks) and reports;
 //! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
-//! 5. waits: a forwarded signal goes to the child, SIGCHLD reaps it, and each request on the
-//!    broker channel is checked against the policy (`answer`, the one place requests are
-//!    decided) and answered with at most one descriptor; a message the protocol does not
-//!    allow closes the channel;
+//! 5. waits: a forwarded signal goes to the current child, SIGCHLD reaps children, and each
+//!    request on a broker channel is checked against the policy (`answer`, the one place
+//!    requests are decided) and answered with at most one descriptor; a message the protocol
+//!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
+//!    next generation with the same listeners and its files opened again; when it calls
+//!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
 //! 6. removes the unix socket files it was handed, and ends the way the child ended
 //!    (never with a core file).
 //!
@@ -22,10 +24,11 @@ use privsep_core::handoff::{encode_report, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::process::{self, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
-use privsep_core::protocol::Passed;
+use privsep_core::protocol::{Entry, Passed};
 use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
 use privsep_core::{Error, Result};
+use std::time::{Duration, Instant};
 
 /// Exit code when the child could not be started (the shell's "found but not executable").
 const NOT_STARTED: i32 = 126;
@@ -80,43 +83,128 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let policy = Policy::from_entries(&passed, &handoff.allow_folders);
     // SIGUSR1 opens Node's inspector in a child; unless it is forwarded, it means nothing here.
     let mut ignored = vec![SIGPIPE];
-    if !handoff.signals.contains(&SIGUSR1) {
+    if !handoff.signals.contains(&SIGUSR1) && handoff.upgrade_signal != SIGUSR1 {
         ignored.push(SIGUSR1);
     }
     let mut caught = handoff.signals.clone();
     caught.push(SIGCHLD);
+    if handoff.upgrade_signal != 0 {
+        caught.push(handoff.upgrade_signal);
+    }
     let signals = Signals::catch(&caught, &ignored)?;
-    let (channel, child_end) = broker::channel()?;
 
-    let pid = spawn::spawn(&command(&handoff, child_end))?;
-    let _ = socket::close(child_end);
+    let mut current = start(&handoff, &handoff.passed, 1)?;
     for entry in handoff.passed.iter().filter(|e| matches!(e.passed, Passed::File(_))) {
         let _ = socket::close(entry.fd);
     }
     if *report >= 0 {
-        let _ = process::write_all(*report, &encode_report(&Report::Started(pid)));
+        let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
         let _ = socket::close(*report);
         *report = -1;
     }
 
-    let mut channel = Some(channel);
+    // An upgrade under way: the next generation, until it calls ready() or its deadline.
+    let mut next: Option<(Generation, Instant)> = None;
+    let mut generations = 1;
+    let say = |state: &str| {
+        let _ = notify::send(&handoff.notify_socket, state);
+    };
     let status = 'serving: loop {
-        let ready = process::wait_readable(&[signals.fd(), channel.unwrap_or(-1)])?;
+        let timeout = next.as_ref().map_or(-1, |(_, deadline)| {
+            deadline
+                .saturating_duration_since(Instant::now())
+                .as_millis()
+                .min(i32::MAX as u128) as i32
+        });
+        let next_channel = next.as_ref().and_then(|(g, _)| g.channel);
+        let ready = process::wait_readable(
+            &[signals.fd(), current.channel.unwrap_or(-1), next_channel.unwrap_or(-1)],
+            timeout,
+        )?;
+        let mut upgrade = false;
         for signal in if ready[0] { signals.take() } else { Vec::new() } {
-            if signal != SIGCHLD {
+            if signal == SIGCHLD {
+                while let Some((pid, status)) = process::reap()? {
+                    if pid == current.pid {
+                        break 'serving status;
+                    }
+                    if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
+                        let (failed, _) = next.take().expect("next is set");
+                        eprintln!(
+                            "privsep-monitor: generation {} ended before it was ready ({:?}); generation {} serves on",
+                            failed.number, status, current.number
+                        );
+                        failed.close();
+                        say("READY=1");
+                    }
+                }
+            } else if signal == handoff.upgrade_signal {
+                upgrade = true;
+            } else {
                 if signal == SIGTERM || signal == SIGINT {
-                    let _ = notify::send(&handoff.notify_socket, "STOPPING=1");
+                    say("STOPPING=1");
                 }
                 // Already gone: the SIGCHLD that follows says how.
-                let _ = process::send(pid, signal);
-            } else if let Some(status) = process::try_wait(pid)? {
-                break 'serving status;
+                let _ = process::send(current.pid, signal);
             }
         }
-        if let (true, Some(fd)) = (ready[1], channel) {
-            if !serve(fd, &policy, &mut held, &handoff.notify_socket) {
-                let _ = socket::close(fd);
-                channel = None;
+        if let (true, Some(fd)) = (ready[1], current.channel) {
+            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+                Served::Ready => say("READY=1"),
+                Served::Upgrade => upgrade = true,
+                Served::Closed => {
+                    let _ = socket::close(fd);
+                    current.channel = None;
+                }
+                Served::Answered => {}
+            }
+        }
+        if let (true, Some(fd)) = (ready[2], next_channel) {
+            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+                Served::Ready => {
+                    // The new generation serves: the old one drains (its lifecycle) and goes.
+                    let (new, _) = next.take().expect("next is set");
+                    let _ = process::send(current.pid, SIGTERM);
+                    std::mem::replace(&mut current, new).close();
+                    say("READY=1");
+                }
+                Served::Closed => {
+                    let _ = socket::close(fd);
+                    if let Some((g, _)) = next.as_mut() {
+                        g.channel = None;
+                    }
+                }
+                Served::Upgrade | Served::Answered => {}
+            }
+        }
+        if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
+            let (late, _) = next.take().expect("next is set");
+            eprintln!(
+                "privsep-monitor: generation {} was not ready in time; generation {} serves on",
+                late.number, current.number
+            );
+            // It may already accept connections: SIGTERM lets its lifecycle drain them.
+            let _ = process::send(late.pid, SIGTERM);
+            late.close();
+            say("READY=1");
+        }
+        if upgrade && next.is_some() {
+            eprintln!("privsep-monitor: an upgrade is under way already");
+        } else if upgrade {
+            say("RELOADING=1");
+            generations += 1;
+            match reopened(&handoff, &held).and_then(|passed| start_closing(&handoff, passed, generations)) {
+                Ok(generation) => {
+                    let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
+                    next = Some((generation, deadline));
+                }
+                Err(err) => {
+                    eprintln!(
+                        "privsep-monitor: could not start generation {}: {}; generation {} serves on",
+                        generations, err, current.number
+                    );
+                    say("READY=1");
+                }
             }
         }
     };
@@ -126,27 +214,119 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     Ok(status)
 }
 
-/// Answers one request on the broker channel. False when the channel is to be closed: the
-/// child closed it, or sent what the protocol does not allow (logged, never answered).
-fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_socket: &str) -> bool {
+/// One generation of the program: the child and the monitor's end of its broker channel.
+struct Generation {
+    pid: u32,
+    channel: Option<i32>,
+    number: u32,
+}
+
+impl Generation {
+    fn close(self) {
+        if let Some(fd) = self.channel {
+            let _ = socket::close(fd);
+        }
+    }
+}
+
+/// Starts generation `number` of the program with `passed`, and a broker channel of its own.
+fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation> {
+    let (channel, child_end) = broker::channel()?;
+    let mut command = command(handoff, child_end);
+    command.passed = passed.to_vec();
+    command.env.retain(|var| !var.starts_with("PRIVSEP_GENERATION="));
+    command.env.push(format!("PRIVSEP_GENERATION={}", number));
+    let started = spawn::spawn(&command);
+    let _ = socket::close(child_end);
+    match started {
+        Ok(pid) => Ok(Generation {
+            pid,
+            channel: Some(channel),
+            number,
+        }),
+        Err(err) => {
+            let _ = socket::close(channel);
+            Err(err)
+        }
+    }
+}
+
+/// `start`, then closes the files opened for it: the child has them.
+fn start_closing(handoff: &Handoff, passed: Vec<Entry>, number: u32) -> Result<Generation> {
+    let started = start(handoff, &passed, number);
+    close_files(&passed);
+    started
+}
+
+fn close_files(passed: &[Entry]) {
+    for entry in passed.iter().filter(|e| matches!(e.passed, Passed::File(_))) {
+        let _ = socket::close(entry.fd);
+    }
+}
+
+/// What a new generation is passed: the listeners the monitor holds, and every file opened
+/// again by its path (as it is on disk now: a renewed key, say), in the original order.
+fn reopened(handoff: &Handoff, held: &[(Endpoint, i32)]) -> Result<Vec<Entry>> {
+    let mut passed: Vec<Entry> = Vec::new();
+    for entry in &handoff.passed {
+        let fd = match &entry.passed {
+            Passed::File(path) => paths::open_file(path),
+            Passed::Socket(endpoint) => Ok(held.iter().find(|(e, _)| e == endpoint).map_or(-1, |&(_, fd)| fd)),
+        };
+        match fd {
+            Ok(fd) => passed.push(Entry {
+                fd,
+                passed: entry.passed.clone(),
+            }),
+            Err(err) => {
+                close_files(&passed);
+                return Err(err);
+            }
+        }
+    }
+    Ok(passed)
+}
+
+/// What one message on a broker channel came to.
+enum Served {
+    Answered,
+    /// The child called ready(): for the loop to act on.
+    Ready,
+    /// The child asked for an upgrade.
+    Upgrade,
+    /// The channel is to be closed: the child closed it, or broke the protocol.
+    Closed,
+}
+
+/// Answers one request on a broker channel. A child that closed it, or sent what the protocol
+/// does not allow (logged, never answered), gets `Closed`.
+fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_socket: &str) -> Served {
     let request = match broker::receive_request(channel) {
         Ok(Some(request)) => request,
-        Ok(None) => return false,
+        Ok(None) => return Served::Closed,
         Err(err) => {
             eprintln!("privsep-monitor: closing the broker channel: {}", err);
-            return false;
+            return Served::Closed;
         }
     };
-    let (reply, fd, close_after) = answer(&request, policy, held, notify_socket);
+    let served = match &request {
+        Request::Notify { state, .. } if state == "READY=1" => Served::Ready,
+        Request::Upgrade { .. } => Served::Upgrade,
+        _ => Served::Answered,
+    };
+    let (reply, fd, close_after) = match served {
+        Served::Answered => answer(&request, policy, held, notify_socket),
+        _ => (Reply::ok(request.id()), None, false),
+    };
     let sent = broker::send_reply(channel, &reply, fd);
     if let (Some(fd), true) = (fd, close_after) {
         let _ = socket::close(fd);
     }
     if let Err(err) = sent {
         eprintln!("privsep-monitor: closing the broker channel: {}", err);
-        return false;
+        return Served::Closed;
     }
-    true
+    served
 }
 
 /// The reply to `request` under `policy`, the descriptor to send with it, and whether to close
@@ -163,12 +343,15 @@ fn answer(
         Request::File { path, .. } => format!("file {}", path),
         Request::Listener { endpoint, .. } => format!("listener {} {}", endpoint.network.name(), endpoint),
         Request::Notify { state, .. } => format!("notification {:?}", state),
+        Request::Upgrade { .. } => "an upgrade".to_string(),
     };
     if !policy.allows(request) {
         eprintln!("privsep-monitor: denied the child's request for {}", what);
         return (Reply::denied(id, &what), None, false);
     }
     let opened = match request {
+        // `serve` answers these before they get here.
+        Request::Upgrade { .. } => return (Reply::ok(id), None, false),
         Request::Notify { state, .. } => {
             return match notify::send(notify_socket, state) {
                 Ok(()) => (Reply::ok(id), None, false),

@@ -924,6 +924,7 @@ pub const SIGPIPE: c_int = libc::SIGPIPE;
 pub const SIGUSR1: c_int = libc::SIGUSR1;
 pub const SIGTERM: c_int = libc::SIGTERM;
 pub const SIGINT: c_int = libc::SIGINT;
+pub const SIGKILL: c_int = libc::SIGKILL;
 
 /// A set of signals, and the thread's mask swapped for it.
 struct SignalMask(libc::sigset_t);
@@ -1044,9 +1045,9 @@ pub fn caught_signals(pipe: RawFd) -> Vec<c_int> {
     }
 }
 
-/// Waits until one of `fds` is readable (or closed); `true` for each that is. An
-/// interrupted wait (a signal) returns all `false`.
-pub fn poll_readable(fds: &[RawFd]) -> SysResult<Vec<bool>> {
+/// Waits until one of `fds` is readable (or closed), at most `timeout_ms` (-1: no limit);
+/// `true` for each that is. An interrupted wait (a signal) or a timeout returns all `false`.
+pub fn poll_readable(fds: &[RawFd], timeout_ms: c_int) -> SysResult<Vec<bool>> {
     let mut polled: Vec<libc::pollfd> = fds
         .iter()
         .map(|&fd| libc::pollfd {
@@ -1056,7 +1057,7 @@ pub fn poll_readable(fds: &[RawFd]) -> SysResult<Vec<bool>> {
         })
         .collect();
     // SAFETY: `polled` is valid for its length; a negative fd is ignored by poll.
-    let ret = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, -1) };
+    let ret = unsafe { libc::poll(polled.as_mut_ptr(), polled.len() as libc::nfds_t, timeout_ms) };
     if ret == -1 {
         let err = io::Error::last_os_error();
         if err.kind() == io::ErrorKind::Interrupted {
@@ -1224,18 +1225,18 @@ pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {
     cvt("kill", unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
 }
 
-/// Reaps any ended child without blocking; `Some` once `pid` itself has ended. Other
-/// children (inherited through an exec) are reaped and forgotten.
-pub fn try_wait(pid: u32) -> SysResult<Option<ExitStatus>> {
+/// Reaps one ended child without blocking: its pid and how it ended; `None` when no child
+/// has ended (or there is none).
+pub fn reap() -> SysResult<Option<(u32, ExitStatus)>> {
     loop {
         let mut status: c_int = 0;
         // SAFETY: `status` is valid for writes.
         match cvt("waitpid", unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) }) {
             Err(e) if e.err.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) if e.err.raw_os_error() == Some(libc::ECHILD) => return Ok(None),
             Err(e) => return Err(e),
             Ok(0) => return Ok(None),
-            Ok(reaped) if reaped as u32 == pid => return Ok(Some(exit_status(status))),
-            Ok(_) => continue,
+            Ok(pid) => return Ok(Some((pid as u32, exit_status(status)))),
         }
     }
 }

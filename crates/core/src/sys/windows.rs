@@ -85,7 +85,7 @@ pub fn wait(_pid: u32) -> SysResult<ExitStatus> {
     unsupported("waitpid")
 }
 
-pub fn try_wait(_pid: u32) -> SysResult<Option<ExitStatus>> {
+pub fn reap() -> SysResult<Option<(u32, ExitStatus)>> {
     unsupported("waitpid")
 }
 
@@ -95,6 +95,7 @@ pub const SIGPIPE: i32 = 13;
 pub const SIGUSR1: i32 = 10;
 pub const SIGTERM: i32 = 15;
 pub const SIGINT: i32 = 2;
+pub const SIGKILL: i32 = 9;
 
 pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
@@ -104,7 +105,7 @@ pub fn caught_signals(_pipe: i32) -> Vec<i32> {
     Vec::new()
 }
 
-pub fn poll_readable(_fds: &[i32]) -> SysResult<Vec<bool>> {
+pub fn poll_readable(_fds: &[i32], _timeout_ms: i32) -> SysResult<Vec<bool>> {
     unsupported("poll")
 }
 

@@ -1,0 +1,128 @@
+// Zero-downtime upgrades: SIGUSR2 to the root process (the monitor) starts a new generation of
+// the program as it is on disk now, with the same listeners; once it calls ready() the old one
+// drains and goes. Under a steady loopback load of keep-alive and new connections, through
+// three upgrades with the program changed between them; and a new version that crashes at
+// start, or never becomes ready, leaves the old one serving.
+import assert from 'node:assert/strict'
+import fs from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { after, afterEach, test } from 'node:test'
+import { alive, fixtures, start, tempDir } from './helpers.mjs'
+
+const dir = tempDir('privsep-upgrade-')
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+fs.mkdirSync(path.join(dir, 'node_modules'))
+fs.symlinkSync(path.join(fixtures, '..', '..'), path.join(dir, 'node_modules', 'privsep'), 'dir')
+const program = path.join(dir, 'upgrade.mjs')
+const write = (version) => fs.writeFileSync(program, fs.readFileSync(path.join(fixtures, 'upgrade.mjs'), 'utf8').replace("const version = 'v1'", `const version = '${version}'`))
+const runs = []
+afterEach(() => { for (const run of runs.splice(0)) run.child.kill('SIGKILL') })
+
+function begin (config) {
+  const run = start(path.relative(fixtures, program), config)
+  runs.push(run)
+  return run
+}
+async function readyLine (run) {
+  for (;;) {
+    const line = await run.next(40_000)
+    if (line.ready) return line
+  }
+}
+
+/**
+ * Requests in a loop until `stop()`: half over keep-alive connections, half each on a new one.
+ * A keep-alive connection the server closes while idle can cross a request the client just
+ * sent on it; as RFC 9112 (9.3.1) allows and browsers do, such a request (reused connection,
+ * reset before any response) is sent again once, and counted in `retried`.
+ */
+function load (port) {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
+  const stats = { sent: 0, ok: 0, retried: 0, refused: 0, failed: [], answers: new Map() }
+  let running = true
+  const one = (keepAlive, retry = true) => new Promise((resolve) => {
+    if (retry) stats.sent++
+    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c }).on('end', () => {
+        if (res.statusCode === 503 && res.headers.connection === 'close' && body === '') {
+          // The old generation's stop: a request it parsed after it (on a kept-alive
+          // connection, or one it accepted just before) is refused whole, never handled:
+          // serve()'s "nothing after the stop". Counted apart; see the note in issue 11.
+          stats.refused++
+        } else if (res.statusCode === 200 && /^v\d \d+ \d+\n$/.test(body)) {
+          stats.ok++
+          const key = body.split(' ').slice(0, 2).join(' ')
+          stats.answers.set(key, (stats.answers.get(key) ?? 0) + 1)
+        } else {
+          stats.failed.push(`${res.statusCode} ${JSON.stringify(body)}`)
+        }
+        resolve()
+      }).on('error', (err) => { stats.failed.push(err.code); resolve() })
+    })
+    req.on('error', (err) => {
+      if (retry && req.reusedSocket && err.code === 'ECONNRESET') {
+        stats.retried++
+        resolve(one(keepAlive, false))
+        return
+      }
+      stats.failed.push(`${err.code}${req.reusedSocket ? ' (reused)' : ''}`)
+      resolve()
+    })
+  })
+  const workers = Array.from({ length: 8 }, async (_, i) => { while (running) await one(i % 2 === 0) })
+  return { stats, stop: async () => { running = false; await Promise.all(workers); agent.destroy() } }
+}
+
+test('three upgrades under load, the program changed between them: no request fails, each generation serves, old ones exit', async () => {
+  write('v1')
+  const run = begin({ address: '127.0.0.1:84' })
+  const first = await readyLine(run)
+  const traffic = load(84)
+  const pids = [first.pid]
+  for (const version of ['v2', 'v3', 'v4']) {
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    write(version)
+    run.child.kill('SIGUSR2')
+    const line = await readyLine(run)
+    assert.equal(line.version, version)
+    pids.push(line.pid)
+  }
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  await traffic.stop()
+  const { stats } = traffic
+  console.log(`upgrade load: ${stats.sent} sent, ${stats.ok} ok, ${stats.refused} refused with 503 after the old generation's stop, ${stats.retried} retried on a reused connection, ${stats.failed.length} failed; answers ${JSON.stringify([...stats.answers])}`)
+  assert.deepEqual(stats.failed, [], 'every request answered completely: 200, or 503 + Connection: close from a generation that had stopped')
+  assert.ok(stats.refused <= stats.sent / 100, `refused ${stats.refused} of ${stats.sent}`)
+  for (const [version, generation] of [['v1', 1], ['v2', 2], ['v3', 3], ['v4', 4]]) {
+    assert.ok(stats.answers.get(`${version} ${generation}`) > 0, `generation ${generation} (${version}) served requests`)
+  }
+  for (const pid of pids.slice(0, -1)) assert.equal(alive(pid), false, `old child ${pid} exited after draining`)
+  assert.ok(alive(pids.at(-1)))
+  run.child.kill('SIGTERM')
+  assert.deepEqual(await run.exited, { code: 0, signal: null })
+})
+
+test('a new version that crashes at start, or never becomes ready, leaves the old one serving with nothing lost', async () => {
+  write('v1')
+  const run = begin({ address: '127.0.0.1:85', readyTimeoutMs: 1500 })
+  const first = await readyLine(run)
+  const traffic = load(85)
+  for (const [flag, reason] of [['crash', /ended before it was ready/], ['never-ready', /was not ready in time/]]) {
+    write('v9')
+    fs.writeFileSync(path.join(dir, flag), '')
+    run.child.kill('SIGUSR2')
+    for (let i = 0; i < 50 && !reason.test(run.stderr); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.match(run.stderr, reason)
+    fs.rmSync(path.join(dir, flag))
+  }
+  const before = traffic.stats.answers.get('v1 1')
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.ok(traffic.stats.answers.get('v1 1') > before, 'the old generation serves on')
+  await traffic.stop()
+  assert.deepEqual(traffic.stats.failed, [])
+  assert.ok(alive(first.pid))
+  run.child.kill('SIGTERM')
+  assert.deepEqual(await run.exited, { code: 0, signal: null })
+})
