@@ -37,7 +37,7 @@ test('the printed unit passes systemd-analyze verify and scores at most 3.0 in s
   assert.doesNotMatch(fs.readFileSync(unit, 'utf8'), /^MemoryDenyWriteExecute/m, 'V8 needs to write the code it runs')
 })
 
-test('in a real systemd: start returns once the demo serves, reload renews its key, stop drains it', { timeout: 180_000 }, async () => {
+test('in a real systemd: start returns once the demo serves, reload upgrades it (a renewed key, a new generation), SIGHUP renews the key in place, stop drains it', { timeout: 180_000 }, async () => {
   const inside = (...argv) => spawnSync(container, ['exec', ...argv], { encoding: 'utf8' })
   spawnSync(container, ['stop'])
   const started = spawnSync(container, ['start', root], { encoding: 'utf8' })
@@ -64,21 +64,33 @@ test('in a real systemd: start returns once the demo serves, reload renews its k
         socket.destroy()
       }).on('error', reject)
     })
-    const before = await certificate()
-    assert.equal(inside('node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo', '--renew').status, 0)
-    assert.equal(inside('systemctl', 'reload', 'privsep-demo.service').status, 0)
-    let journal = ''
-    for (let i = 0; i < 50 && !journal.includes('secure context reloaded'); i++) {
-      await new Promise((resolve) => setTimeout(resolve, 100))
-      journal = inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout
+    const journal = () => inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout
+    const eventually = async (pattern) => {
+      for (let i = 0; i < 100 && !pattern.test(journal()); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      return journal()
     }
-    assert.match(journal, /secure context reloaded/)
-    assert.notEqual(await certificate(), before, 'the renewed certificate, without a restart')
+    const renew = () => assert.equal(inside('node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo', '--renew').status, 0)
+
+    // systemctl reload: an upgrade. The new generation opens the renewed key and takes over.
+    const first = await certificate()
+    renew()
+    assert.equal(inside('systemctl', 'reload', 'privsep-demo.service').status, 0)
+    const servingTwice = /serving; read the key[\s\S]*serving; read the key/
+    assert.match(await eventually(servingTwice), servingTwice, 'a second generation serves')
+    let second
+    for (let i = 0; i < 50 && (second = await certificate()) === first; i++) await new Promise((resolve) => setTimeout(resolve, 100))
+    assert.notEqual(second, first, 'the new generation serves the renewed certificate')
+    assert.equal(inside('systemctl', 'show', '-p', 'MainPID', '--value', 'privsep-demo.service').stdout.trim(), main, 'the same main process')
+
+    // SIGHUP: the key again, in place, without a new generation.
+    renew()
+    assert.equal(inside('systemctl', 'kill', '--kill-whom=main', '-s', 'HUP', 'privsep-demo.service').status, 0)
+    assert.match(await eventually(/secure context reloaded/), /secure context reloaded/)
+    assert.notEqual(await certificate(), second, 'the renewed certificate, without a restart')
 
     assert.equal(inside('systemctl', 'stop', 'privsep-demo.service').status, 0)
-    assert.equal(inside('systemctl', 'show', '-p', 'Result', '--value', 'privsep-demo.service').stdout.trim(), 'success')
-    journal = inside('journalctl', '-u', 'privsep-demo', '--no-pager', '-o', 'cat').stdout
-    assert.match(journal, /shutdown done: no connection left/, 'the drain ran to its end')
+    assert.equal(inside('systemctl', 'show', '-p', 'Result', '--value', 'privsep-demo.service').stdout.trim(), 'success', journal().split('\n').slice(-12).join('\n'))
+    assert.match(journal(), /shutdown done: no connection left/, 'the drain ran to its end')
   } finally {
     spawnSync(container, ['stop'])
   }

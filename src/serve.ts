@@ -66,6 +66,10 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     session.once('close', () => { sessions.delete(session) })
   })
 
+  // HTTP/1 connections that have had a request: the only ones closed as idle at the stop.
+  const used = new WeakSet<Socket>()
+  server.on('request', (req: { socket: Socket }) => { used.add(req.socket) })
+
   const stop = (): void => {
     const log = connections.loggerFor(protocol, name)
     server.close()
@@ -74,10 +78,14 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
       // Number.MIN_VALUE > 0 turns Node's per-socket request limit on at "fewer than one":
       // every request parsed from now on gets 503 + Connection: close, not the handler.
       http.maxRequestsPerSocket = Number.MIN_VALUE
-      http.closeIdleConnections()
+      // Idle keep-alive connections close now. Not one accepted a moment ago whose request has
+      // not arrived yet (as Go's Shutdown spares new connections): closing it would reset a
+      // client that did nothing wrong; its request gets the 503 above instead. Another
+      // process may serve the same listener (an upgrade's new generation).
       connections.forEach((socket) => {
         const res = (socket as unknown as InFlight)._httpMessage
         if (res != null && !res.headersSent) res.shouldKeepAlive = false
+        if (res == null && used.has(socket as unknown as Socket)) socket.destroy()
       })
     }
     for (const session of sessions) session.close()

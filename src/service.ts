@@ -44,8 +44,10 @@ Type=notify
 NotifyAccess=main
 ExecStart=${options.command.map(word).join(' ')}
 WorkingDirectory=${word(options.workingDirectory)}
-# SIGHUP reaches the child through the monitor: watchSecureContext() reloads keys on it.
-ExecReload=/bin/kill -HUP $MAINPID
+# systemctl reload: a zero-downtime upgrade (SIGUSR2 to the monitor: a new generation of the
+# program as on disk now, its files opened again, takes over once ready). For keys alone,
+# kill -HUP the main process: watchSecureContext() reloads them in place.
+ExecReload=/bin/kill -USR2 $MAINPID
 # SIGTERM to the monitor only, which forwards it once: the child drains.
 KillMode=mixed
 TimeoutStopSec=30

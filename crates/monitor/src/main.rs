@@ -105,11 +105,18 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
 
     // An upgrade under way: the next generation, until it calls ready() or its deadline.
     let mut next: Option<(Generation, Instant)> = None;
+    // Old generations still draining, and how the current one ended: the monitor ends only
+    // when every child has (ending earlier would SIGKILL a drain through the death signal).
+    let mut draining: Vec<u32> = Vec::new();
+    let mut ended: Option<ExitStatus> = None;
     let mut generations = 1;
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
     };
     let status = 'serving: loop {
+        if let (Some(status), true) = (ended, draining.is_empty()) {
+            break 'serving status;
+        }
         let timeout = next.as_ref().map_or(-1, |(_, deadline)| {
             deadline
                 .saturating_duration_since(Instant::now())
@@ -126,8 +133,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             if signal == SIGCHLD {
                 while let Some((pid, status)) = process::reap()? {
                     if pid == current.pid {
-                        break 'serving status;
+                        ended = Some(status);
+                        if let Some((g, _)) = next.take() {
+                            let _ = process::send(g.pid, SIGTERM);
+                            draining.push(g.pid);
+                            g.close();
+                        }
                     }
+                    draining.retain(|&d| d != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
                         let (failed, _) = next.take().expect("next is set");
                         eprintln!(
@@ -139,13 +152,16 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     }
                 }
             } else if signal == handoff.upgrade_signal {
-                upgrade = true;
+                upgrade = ended.is_none();
             } else {
                 if signal == SIGTERM || signal == SIGINT {
                     say("STOPPING=1");
                 }
-                // Already gone: the SIGCHLD that follows says how.
-                let _ = process::send(current.pid, signal);
+                // Already gone: the SIGCHLD that follows says how (once reaped, never again:
+                // its pid may be another process's by then).
+                if ended.is_none() {
+                    let _ = process::send(current.pid, signal);
+                }
             }
         }
         if let (true, Some(fd)) = (ready[1], current.channel) {
@@ -165,6 +181,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
                     let _ = process::send(current.pid, SIGTERM);
+                    draining.push(current.pid);
                     std::mem::replace(&mut current, new).close();
                     say("READY=1");
                 }
@@ -185,6 +202,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
             let _ = process::send(late.pid, SIGTERM);
+            draining.push(late.pid);
             late.close();
             say("READY=1");
         }
