@@ -94,9 +94,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let signals = Signals::catch(&caught, &ignored)?;
 
     let mut current = start(&handoff, &handoff.passed, 1)?;
-    for entry in handoff.passed.iter().filter(|e| matches!(e.passed, Passed::File(_))) {
-        let _ = socket::close(entry.fd);
-    }
+    close_files(&handoff.passed);
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
         let _ = socket::close(*report);
@@ -250,11 +248,23 @@ impl Generation {
 /// Starts generation `number` of the program with `passed`, and a broker channel of its own.
 fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation> {
     let (channel, child_end) = broker::channel()?;
-    let mut command = command(handoff, child_end);
-    command.passed = passed.to_vec();
-    command.env.retain(|var| !var.starts_with("PRIVSEP_GENERATION="));
-    command.env.push(format!("PRIVSEP_GENERATION={}", number));
-    let started = spawn::spawn(&command);
+    let mut env: Vec<String> = handoff
+        .env
+        .iter()
+        .filter(|var| !var.starts_with("PRIVSEP_GENERATION="))
+        .cloned()
+        .collect();
+    env.push(format!("PRIVSEP_GENERATION={}", number));
+    let started = spawn::spawn(&Command {
+        program: handoff.program.clone(),
+        argv: handoff.argv.clone(),
+        env,
+        passed: passed.to_vec(),
+        user: handoff.user.clone(),
+        ids: handoff.ids.clone(),
+        umask: Some(handoff.umask).filter(|&m| m != privsep_core::handoff::KEEP_UMASK),
+        channel: Some(child_end),
+    });
     let _ = socket::close(child_end);
     match started {
         Ok(pid) => Ok(Generation {
@@ -419,21 +429,4 @@ fn usage() -> Error {
         "ERR_PRIVSEP_HANDOFF_MALFORMED",
         "usage: privsep-monitor FD, where FD holds a hand-off description; privsep starts this program, people do not",
     )
-}
-
-fn command(handoff: &Handoff, channel: i32) -> Command {
-    Command {
-        program: handoff.program.clone(),
-        argv: handoff.argv.clone(),
-        env: handoff.env.clone(),
-        passed: handoff.passed.clone(),
-        user: handoff.user.clone(),
-        ids: handoff.ids.clone(),
-        umask: if handoff.umask == privsep_core::handoff::KEEP_UMASK {
-            None
-        } else {
-            Some(handoff.umask)
-        },
-        channel: Some(channel),
-    }
 }
