@@ -22,26 +22,32 @@ export interface ServeHost {
 /** The parts of http.Server, and of an HTTP/2 session, that serve() uses. */
 interface HttpLike {
   closeIdleConnections?: () => void
-  maxRequestsPerSocket?: number | null
 }
 interface Http2SessionLike {
   close: () => void
   closed: boolean
   once: (event: 'close', fn: () => void) => unknown
 }
-interface InFlight {
-  _httpMessage?: { headersSent: boolean, shouldKeepAlive: boolean } | null
+/** An HTTP/1 response, and a socket's `_httpMessage`: the response it is writing now. */
+interface Response {
+  shouldKeepAlive: boolean
+  headersSent: boolean
+  once: (event: 'finish', fn: () => void) => unknown
+}
+interface HttpSocket {
+  _httpMessage?: Response | null
 }
 
 /**
  * Listens on `listener` and ties `server` to `host`'s shutdown: every accepted connection is
  * registered under `{ protocol, listener: name }` (TLS servers: on 'secureConnection', so the
  * socket registered is the one the application uses). On shutdown it stops accepting
- * (`server.close()`); for HTTP/1 it closes idle keep-alive connections, marks responses in
- * flight `Connection: close`, and answers any later request on a kept-alive connection with
- * 503 through Node's `maxRequestsPerSocket` ('dropRequest'), so it never reaches the
- * 'request' handler; for HTTP/2 it sends GOAWAY (`session.close()`) on every session. What
- * stays open is closed by the registry when `context` aborts. Resolves once listening.
+ * (`server.close()`); for HTTP/1 it closes idle keep-alive connections (not new ones that
+ * have had no request yet), marks responses in flight `Connection: close`, and handles a
+ * request that still arrives on an open connection with `Connection: close` (as Go's
+ * `Shutdown`; the handler sees `shutdown` aborted); for HTTP/2 it sends GOAWAY
+ * (`session.close()`) on every session. What stays open is closed by the registry when
+ * `context` aborts. Resolves once listening.
  */
 export async function serve<S extends Server> (host: ServeHost, server: S, listener: Listener, options: ServeOptions): Promise<S> {
   const { protocol, name } = options ?? {}
@@ -66,26 +72,36 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     session.once('close', () => { sessions.delete(session) })
   })
 
-  // HTTP/1 connections that have had a request: the only ones closed as idle at the stop.
-  const used = new WeakSet<Socket>()
-  server.on('request', (req: { socket: Socket }) => { used.add(req.socket) })
+  // HTTP/1: the last request handled on each connection. Pipelined requests are handled at
+  // once and answered in order, so only the last response may say `Connection: close`: Node
+  // closes the connection after it, and a response queued behind it would be lost.
+  const last = new WeakMap<Socket, Response>()
+  server.on('request', (req: { socket: Socket }, res: Response) => { last.set(req.socket, res) })
+  const closeAfter = (req: { socket: Socket }, res: Response): void => {
+    const before = last.get(req.socket)
+    if (before !== undefined && !before.headersSent) before.shouldKeepAlive = true
+    res.shouldKeepAlive = false
+  }
 
   const stop = (): void => {
     const log = connections.loggerFor(protocol, name)
     server.close()
     const http = server as unknown as HttpLike
     if (typeof http.closeIdleConnections === 'function') {
-      // Number.MIN_VALUE > 0 turns Node's per-socket request limit on at "fewer than one":
-      // every request parsed from now on gets 503 + Connection: close, not the handler.
-      http.maxRequestsPerSocket = Number.MIN_VALUE
-      // Idle keep-alive connections close now. Not one accepted a moment ago whose request has
-      // not arrived yet (as Go's Shutdown spares new connections): closing it would reset a
-      // client that did nothing wrong; its request gets the 503 above instead. Another
-      // process may serve the same listener (an upgrade's new generation).
-      connections.forEach((socket) => {
-        const res = (socket as unknown as InFlight)._httpMessage
-        if (res != null && !res.headersSent) res.shouldKeepAlive = false
-        if (res == null && used.has(socket as unknown as Socket)) socket.destroy()
+      // As Go's Shutdown: a request that still arrives on an open connection is handled, and
+      // its response closes the connection. Another process may serve the same listener (an
+      // upgrade's new generation), so a request refused here would be a request lost.
+      server.prependListener('request', closeAfter)
+      connections.forEach((connection) => {
+        const socket = connection as unknown as Socket
+        const res = last.get(socket)
+        // A connection accepted a moment ago whose first request has not arrived is spared
+        // (as Go spares new ones): closing it would reset a client that did nothing wrong.
+        if (res === undefined) return
+        if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() // idle
+        else if (!res.headersSent) res.shouldKeepAlive = false
+        // Its head already promised keep-alive: close it once nothing more is in flight.
+        else res.once('finish', () => { if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() })
       })
     }
     for (const session of sessions) session.close()
