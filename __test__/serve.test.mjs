@@ -8,6 +8,7 @@ import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
+import tls from 'node:tls'
 import { Writable } from 'node:stream'
 import { after, test } from 'node:test'
 import pino from 'pino'
@@ -115,6 +116,26 @@ test('HTTP keep-alive clients sending through a SIGTERM: every request handled i
   assert.equal(handled.get('late')?.aborted, true, 'the late request was handled after the stop')
 })
 
+test('https: a TLS handshake that ends after the stop is served, not reset; the drain waits for it', { timeout: 10_000 }, async () => {
+  const lc = new Lifecycle({ exit: false, graceMs: 10_000, registry: false, logger: quiet() })
+  const server = https.createServer(secure, (req, res) => res.end(`ok ${lc.shutdown.aborted}`))
+  await lc.serve(server, listener(), { protocol: 'https', name: 'web' })
+  const raw = net.connect(server.address().port, '127.0.0.1')
+  await new Promise((resolve) => raw.once('connect', resolve))
+  while (lc.connections.size < 1) await sleep(5)
+  const result = lc.startShutdown('test')
+  await sleep(100)
+  assert.equal(lc.context.aborted, false, 'the drain waits for the connection in its handshake')
+  const answer = await new Promise((resolve, reject) => {
+    https.get({ createConnection: () => tls.connect({ socket: raw, rejectUnauthorized: false }), path: '/' }, (res) => {
+      let b = ''
+      res.on('data', (c) => { b += c }).on('end', () => resolve({ body: b, connection: res.headers.connection }))
+    }).on('error', reject)
+  })
+  assert.deepEqual(answer, { body: 'ok true', connection: 'close' })
+  assert.equal((await result).remaining, 0)
+})
+
 function quiet () {
   return pino({ name: 'test' }, new Writable({ write (_c, _e, cb) { cb() } }))
 }
@@ -125,7 +146,7 @@ function listener () {
   return p.listen('tcp', '127.0.0.1:0')
 }
 
-test('https: TLS connections are registered after the handshake; idle keep-alive ones close at the stop, busy ones finish', async () => {
+test('https: TLS connections are registered from accept; idle keep-alive ones close at the stop, busy ones finish', async () => {
   const lc = new Lifecycle({ exit: false, graceMs: 10_000, registry: false, logger: quiet() })
   let raw = 0
   const server = https.createServer(secure, (req, res) => {

@@ -19,10 +19,6 @@ export interface ServeHost {
   onShutdown: (hook: () => void) => () => void
 }
 
-/** The parts of http.Server, and of an HTTP/2 session, that serve() uses. */
-interface HttpLike {
-  closeIdleConnections?: () => void
-}
 interface Http2SessionLike {
   close: () => void
   closed: boolean
@@ -34,14 +30,18 @@ interface Response {
   headersSent: boolean
   once: (event: 'finish', fn: () => void) => unknown
 }
+interface Request {
+  socket: Socket
+  httpVersionMajor: number
+}
 interface HttpSocket {
   _httpMessage?: Response | null
 }
 
 /**
  * Listens on `listener` and ties `server` to `host`'s shutdown: every accepted connection is
- * registered under `{ protocol, listener: name }` (TLS servers: on 'secureConnection', so the
- * socket registered is the one the application uses). On shutdown it stops accepting
+ * registered under `{ protocol, listener: name }` from accept on (TLS servers too: the TCP
+ * socket, so a handshake still running at the stop is waited for). On shutdown it stops accepting
  * (`server.close()`); for HTTP/1 it closes idle keep-alive connections (not new ones that
  * have had no request yet), marks responses in flight `Connection: close`, and handles a
  * request that still arrives on an open connection with `Connection: close` (as Go's
@@ -58,8 +58,9 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
   if (connections.closing) {
     throw new PrivsepError('ERR_PRIVSEP_SHUTDOWN', `serve(${protocol}/${name}): shutdown has started, not listening on ${listener.addr}`)
   }
-  const event = isTlsServer(server) ? 'secureConnection' : 'connection'
-  server.on(event, (socket: Socket) => { connections.register(socket, protocol, name) })
+  // From accept on (a TLS handshake too: one still running at the stop is waited for, and
+  // force-closing the TCP socket closes the TLS socket over it).
+  server.on('connection', (socket: Socket) => { connections.register(socket, protocol, name) })
 
   // HTTP/2: the sessions, to send each a GOAWAY on shutdown (one entry per session).
   const sessions = new Set<Http2SessionLike>()
@@ -72,12 +73,19 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     session.once('close', () => { sessions.delete(session) })
   })
 
-  // HTTP/1: the last request handled on each connection. Pipelined requests are handled at
-  // once and answered in order, so only the last response may say `Connection: close`: Node
-  // closes the connection after it, and a response queued behind it would be lost.
-  const last = new WeakMap<Socket, Response>()
-  server.on('request', (req: { socket: Socket }, res: Response) => { last.set(req.socket, res) })
-  const closeAfter = (req: { socket: Socket }, res: Response): void => {
+  // HTTP/1: the last request handled on each open connection (the socket HTTP reads: over
+  // TLS, the TLS socket). Pipelined requests are handled at once and answered in order, so
+  // only the last response may say `Connection: close`: Node closes the connection after it,
+  // and a response queued behind it would be lost.
+  const last = new Map<Socket, Response>()
+  server.on('request', (req: Request, res: Response) => {
+    if (req.httpVersionMajor !== 1) return // HTTP/2's compatibility API: GOAWAY below
+    const socket = req.socket
+    if (!last.has(socket)) socket.once('close', () => last.delete(socket))
+    last.set(socket, res)
+  })
+  const closeAfter = (req: Request, res: Response): void => {
+    if (req.httpVersionMajor !== 1) return
     const before = last.get(req.socket)
     if (before !== undefined && !before.headersSent) before.shouldKeepAlive = true
     res.shouldKeepAlive = false
@@ -86,23 +94,17 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
   const stop = (): void => {
     const log = connections.loggerFor(protocol, name)
     server.close()
-    const http = server as unknown as HttpLike
-    if (typeof http.closeIdleConnections === 'function') {
-      // As Go's Shutdown: a request that still arrives on an open connection is handled, and
-      // its response closes the connection. Another process may serve the same listener (an
-      // upgrade's new generation), so a request refused here would be a request lost.
-      server.prependListener('request', closeAfter)
-      connections.forEach((connection) => {
-        const socket = connection as unknown as Socket
-        const res = last.get(socket)
-        // A connection accepted a moment ago whose first request has not arrived is spared
-        // (as Go spares new ones): closing it would reset a client that did nothing wrong.
-        if (res === undefined) return
-        if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() // idle
-        else if (!res.headersSent) res.shouldKeepAlive = false
-        // Its head already promised keep-alive: close it once nothing more is in flight.
-        else res.once('finish', () => { if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() })
-      })
+    // As Go's Shutdown: a request that still arrives on an open connection is handled, and
+    // its response closes the connection. Another process may serve the same listener (an
+    // upgrade's new generation), so a request refused here would be a request lost.
+    server.prependListener('request', closeAfter)
+    // A connection whose first request has not arrived is not in `last`: it is spared (as
+    // Go spares new ones), since closing it would reset a client that did nothing wrong.
+    for (const [socket, res] of last) {
+      if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() // idle
+      else if (!res.headersSent) res.shouldKeepAlive = false
+      // Its head already promised keep-alive: close it once nothing more is in flight.
+      else res.once('finish', () => { if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() })
     }
     for (const session of sessions) session.close()
     log.info({ sessions: sessions.size > 0 ? sessions.size : undefined }, 'stopped accepting')
@@ -119,13 +121,4 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     })
   })
   return server
-}
-
-/**
- * tls.Server and its subclasses (https, http2 secure) without loading node:tls, which costs
- * several ms at start-up in a program that has no TLS server.
- */
-function isTlsServer (server: Server): boolean {
-  const s = server as unknown as { addContext?: unknown, setSecureContext?: unknown }
-  return typeof s.addContext === 'function' && typeof s.setSecureContext === 'function'
 }
