@@ -118,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         let fd = r.u32()? as i32;
         let kind = r.string("passed kind")?;
         let value = r.string("passed value")?;
-        let passed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("passed entry: {}", e)))?;
+        let passed = Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("passed entry: {}", e)))?;
         Ok(Entry { fd, passed })
     })?;
     let mut allow = Vec::new();
@@ -130,7 +130,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
             }
             allow_folders.push(value);
         } else {
-            let allowed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
+            let allowed = Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
             if matches!(&allowed, Passed::File(path) if !path.starts_with('/')) {
                 return Err(malformed(format!("allowed file {:?} is not absolute", value)));
             }
