@@ -175,4 +175,33 @@ mod tests {
         assert!(parse_names(&"x".repeat(MAX_NAME)).is_ok());
         assert!(parse_names(&"x".repeat(MAX_NAME + 1)).is_err());
     }
+
+    /// Random valid names survive joining and parsing; random text is refused, or is names
+    /// that join back to it.
+    #[test]
+    fn fuzz_names() {
+        crate::fuzz::run("fdnames", |rng| {
+            let names: Vec<String> = (0..rng.below(5))
+                .map(|_| {
+                    let name: String = (0..1 + rng.below(12)).map(|_| (b' ' + rng.below(95) as u8) as char).collect();
+                    name.replace(':', "c")
+                })
+                .collect();
+            assert_eq!(parse_names(&names.join(":")).unwrap(), names);
+            let text = String::from_utf8_lossy(&rng.mutate(names.join(":").as_bytes())).into_owned();
+            match parse_names(&text) {
+                Ok(parsed) => {
+                    assert_eq!(parsed.join(":"), text);
+                    // The grammar, as docs/PROTOCOL.md states it.
+                    let valid = |n: &String| !n.is_empty() && n.len() <= 255 && n.bytes().all(|b| (32..127).contains(&b) && b != b':');
+                    assert!(parsed.iter().all(valid), "{:?}", text);
+                }
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_ACTIVATION_MALFORMED"),
+            }
+            let count = rng.text(3);
+            if let Ok(found) = decode(Some("7"), Some(&count), Some(""), 7) {
+                assert_eq!((count.as_str(), found), ("0", Some(vec![])));
+            }
+        });
+    }
 }

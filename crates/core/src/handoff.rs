@@ -438,4 +438,35 @@ mod tests {
             assert_eq!(decode_report(bad), None);
         }
     }
+
+    /// Random passed and allowed entries survive encoding; random edits are refused with
+    /// ERR_PRIVSEP_HANDOFF_MALFORMED, or decode to a description that survives encoding.
+    #[test]
+    fn fuzz_descriptions() {
+        crate::fuzz::run("handoff", |rng| {
+            let mut h = sample();
+            h.passed = (0..rng.below(4))
+                .map(|i| Entry {
+                    fd: 5 + i as i32,
+                    passed: if rng.chance(2) { Passed::File(rng.path()) } else { Passed::Socket(rng.endpoint()) },
+                })
+                .collect();
+            h.allow = (0..rng.below(4))
+                .map(|_| {
+                    if rng.chance(2) {
+                        Passed::File(format!("/{}", rng.path()))
+                    } else {
+                        Passed::Socket(rng.endpoint())
+                    }
+                })
+                .collect();
+            h.allow_folders = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
+            let bytes = encode(&h);
+            assert_eq!(decode(&bytes).unwrap(), h);
+            match decode(&rng.mutate(&bytes)) {
+                Ok(decoded) => assert_eq!(decode(&encode(&decoded)).unwrap(), decoded),
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_HANDOFF_MALFORMED"),
+            }
+        });
+    }
 }

@@ -344,4 +344,48 @@ mod tests {
         let files = "3=file:/k,4=file:/k";
         assert_eq!(decode(Some("9"), Some("2"), Some(files), 9).unwrap().unwrap().len(), 2);
     }
+
+    /// Random entries survive encoding; random edits of an encoding are refused with the
+    /// protocol's codes unless they are the encoding of what they decode to.
+    #[test]
+    fn fuzz_the_variables() {
+        crate::fuzz::run("protocol", |rng| {
+            let entries: Vec<Entry> = (0..rng.below(5))
+                .map(|i| Entry {
+                    fd: 3 + i as i32,
+                    passed: if rng.chance(2) {
+                        Passed::File(rng.path())
+                    } else {
+                        Passed::Socket(rng.endpoint())
+                    },
+                })
+                .collect();
+            let pid = (rng.next() as u32).max(1);
+            let [p, n, files] = encode(pid, &entries);
+            match decode(Some(&p.1), Some(&n.1), Some(&files.1), pid) {
+                Ok(decoded) => assert_eq!(decoded.unwrap(), entries, "{}", files.1),
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_ENV_DUPLICATE", "{}: {}", files.1, err),
+            }
+            let mutated = String::from_utf8_lossy(&rng.mutate(files.1.as_bytes())).into_owned();
+            let count = if rng.chance(2) { n.1.clone() } else { rng.text(3) };
+            match decode(Some(&p.1), Some(&count), Some(&mutated), pid) {
+                Ok(decoded) => {
+                    let decoded = decoded.unwrap();
+                    assert_eq!(encode(pid, &decoded)[2].1, mutated);
+                    assert_eq!(decoded.len().to_string(), count);
+                }
+                Err(err) => assert!(
+                    matches!(err.code(), "ERR_PRIVSEP_ENV_MALFORMED" | "ERR_PRIVSEP_ENV_DUPLICATE"),
+                    "{} {:?}: {}",
+                    count,
+                    mutated,
+                    err
+                ),
+            }
+            let text = rng.text(4);
+            if let Ok(decoded) = decode(Some(&text), Some("0"), Some(""), 7) {
+                assert_eq!((text.as_str(), decoded), ("7", Some(vec![])));
+            }
+        });
+    }
 }

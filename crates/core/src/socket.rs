@@ -549,4 +549,32 @@ mod tests {
         }
         std::fs::remove_dir_all(dir).unwrap();
     }
+
+    /// Random addresses survive writing and parsing (and std reads the same address from the
+    /// text); random edits are refused with the code, or parse to something whose canonical
+    /// form parses back to it.
+    #[test]
+    fn fuzz_addresses() {
+        crate::fuzz::run("addresses", |rng| {
+            let endpoint = rng.endpoint();
+            let network = endpoint.network.name();
+            let text = endpoint.to_string();
+            assert_eq!(Endpoint::parse_canonical(network, &text).unwrap(), endpoint, "{}", text);
+            if let Address::Ip(ip) = endpoint.address {
+                assert_eq!(text.parse::<SocketAddr>().unwrap(), ip, "{}", text);
+            }
+            let mutated = String::from_utf8_lossy(&rng.mutate(text.as_bytes())).into_owned();
+            match Endpoint::parse(network, &mutated) {
+                Ok(parsed) => {
+                    let canonical = parsed.to_string();
+                    assert_eq!(Endpoint::parse_canonical(network, &canonical).unwrap(), parsed);
+                    if network != "unix" {
+                        let port = mutated.rsplit(':').next().unwrap();
+                        assert!(port == "0" || !port.starts_with('0') && !port.starts_with('+'), "{}", mutated);
+                    }
+                }
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_INVALID_ARGUMENT"),
+            }
+        });
+    }
 }
