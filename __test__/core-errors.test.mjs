@@ -8,7 +8,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { after, describe, test } from 'node:test'
 import { Privsep, PrivsepError } from 'privsep'
-import { fixtures, nobody, runToEnd, secretFile, tempDir } from './helpers.mjs'
+import { fixtures, nobody, percentEncode, report, runToEnd, secretFile, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-errors-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -259,8 +259,67 @@ describe('restoring from the environment, as nobody', () => {
     }
   })
 
+  test('what docs/PROTOCOL.md does not allow, once accepted: ERR_PRIVSEP_ENV_MALFORMED', async () => {
+    const cases = [
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:/k%+1' }, // a sign where a hex digit belongs
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3a0' }, // lower-case hex
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:%2Fk' }, // an escape of a byte that stays
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:/a b' }, // a byte that is escaped, raw
+      { PRIVSEP_FDS: '01', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' }, // leading zeros
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '03=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A00' },
+      { PRIVSEP_PID: `0${process.pid}`, PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0' },
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0,' }, // an empty entry
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp:%3A0' }, // an address not in its canonical form
+      { PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp6:[%3A%3A1%255]%3A0' } // a scope id off link-local
+    ]
+    for (const vars of cases) {
+      const [line] = await restore(vars, [tcp.fd])
+      assert.equal(line.code, 'ERR_PRIVSEP_ENV_MALFORMED', JSON.stringify(vars))
+    }
+    report('bad inputs', { tried: cases.length, refused: cases.length })
+  })
+
+  test('an O_PATH or write-only descriptor declared as a file: ERR_PRIVSEP_NOT_FILE', async () => {
+    for (const flags of [0o10000000 /* O_PATH */, fs.constants.O_WRONLY]) {
+      const fd = fs.openSync(key.file, flags)
+      const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: `3=file:${percentEncode(key.file)}` }, [fd])
+      fs.closeSync(fd)
+      assert.equal(line.code, 'ERR_PRIVSEP_NOT_FILE', String(flags))
+    }
+  })
+
+  /** Runs `setup` (Python that leaves a socket in `s`), puts it at fd 3, and restores as nobody. */
+  async function restoreFromPython (setup, files) {
+    const python = fs.existsSync('/usr/bin/python3') ? '/usr/bin/python3' : 'python3'
+    const steps = [['restore']]
+    const code = `import os, socket, sys
+${setup}
+os.dup2(s.fileno(), 3); os.set_inheritable(3, True)
+os.setgroups([]); os.setgid(${nobody.gid}); os.setuid(${nobody.uid})
+os.execv(sys.argv[1], sys.argv[1:])`
+    const env = { ...process.env, PRIVSEP_PID: String(process.pid), PRIVSEP_FDS: '1', PRIVSEP_FILES: files }
+    return probe({ steps, childSteps: steps }, { argv: [python, '-c', code, process.execPath, path.join(fixtures, 'core-probe.mjs'), JSON.stringify({ steps, childSteps: steps })], env })
+  }
+
+  test('an MPTCP socket declared as tcp4, UDP-Lite as udp4: ERR_PRIVSEP_SOCKET_TYPE', async () => {
+    for (const [protocol, kind, network] of [[262, 'SOCK_STREAM', 'tcp4'], [136, 'SOCK_DGRAM', 'udp4']]) {
+      const listen = kind === 'SOCK_STREAM' ? 's.listen()' : ''
+      const [line] = await restoreFromPython(`s = socket.socket(socket.AF_INET, socket.${kind}, ${protocol}); s.bind(('127.0.0.1', 0)); ${listen}`, `3=${network}:127.0.0.1%3A0`)
+      assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_TYPE', line.message)
+      assert.match(line.message, new RegExp(`Other\\(${protocol}\\)`))
+    }
+  })
+
+  test('a unix socket at a path that is not UTF-8: ERR_PRIVSEP_SOCKET_ADDRESS, not compared lossily', async () => {
+    const bytes = path.join(dir, 'raw')
+    const [line] = await restoreFromPython(`s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); s.bind(b'${bytes}\\xff.sock'); s.listen()`,
+      `3=unix:${percentEncode(`${bytes}\ufffd.sock`)}`)
+    assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_ADDRESS', line.message)
+  })
+
   test('duplicate entries: ERR_PRIVSEP_ENV_DUPLICATE', async () => {
-    const [line] = await restore({ PRIVSEP_FDS: '2', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0,3=file:%2Fk' }, [tcp.fd])
+    const [line] = await restore({ PRIVSEP_FDS: '2', PRIVSEP_FILES: '3=tcp4:127.0.0.1%3A0,3=file:/k' }, [tcp.fd])
     assert.equal(line.code, 'ERR_PRIVSEP_ENV_DUPLICATE')
   })
 
@@ -284,7 +343,7 @@ describe('restoring from the environment, as nobody', () => {
   })
 
   test('a socket where a file is declared: ERR_PRIVSEP_NOT_FILE', async () => {
-    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:%2Fetc%2Fkey' }, [tcp.fd])
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:/etc/key' }, [tcp.fd])
     assert.equal(line.code, 'ERR_PRIVSEP_NOT_FILE')
   })
 
@@ -306,7 +365,7 @@ describe('restoring from the environment, as nobody', () => {
   })
 
   test('a socket of another family: ERR_PRIVSEP_SOCKET_FAMILY', async () => {
-    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp6:%5B%3A%3A1%5D%3A0' }, [tcp.fd])
+    const [line] = await restore({ PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=tcp6:[%3A%3A1]%3A0' }, [tcp.fd])
     assert.equal(line.code, 'ERR_PRIVSEP_SOCKET_FAMILY')
   })
 
@@ -319,7 +378,7 @@ describe('restoring from the environment, as nobody', () => {
   test('what the parent did not pass: ERR_PRIVSEP_NOT_PASSED; the variables are gone after restore', async () => {
     const file = fs.openSync(key.file, 'r')
     const lines = await restore(
-      { PRIVSEP_FDS: '2', PRIVSEP_FILES: `3=tcp4:127.0.0.1%3A0,4=file:${encodeURIComponent(key.file)}` },
+      { PRIVSEP_FDS: '2', PRIVSEP_FILES: `3=tcp4:127.0.0.1%3A0,4=file:${percentEncode(key.file)}` },
       [tcp.fd, file],
       [['restore'], ['env'], ['listen', 'tcp4', '127.0.0.1:0'], ['listenerFd', 0], ['listen', 'tcp4', '127.0.0.1:1'], ['open', key.file], ['open', key.file], ['open', '/etc/hostname']])
     fs.closeSync(file)

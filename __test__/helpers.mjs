@@ -109,6 +109,20 @@ export async function importSource (name) {
 }
 
 /**
+ * A value as the environment protocol carries it (docs/PROTOCOL.md): `A-Z a-z 0-9 - . _ ~ / [ ]`
+ * stay, every other byte of the UTF-8 text becomes `%XX` in upper-case hex. Written from the
+ * spec, apart from the Rust encoder, so that the tests check one against the other.
+ */
+export function percentEncode (text) {
+  let out = ''
+  for (const byte of Buffer.from(text, 'utf8')) {
+    const c = String.fromCharCode(byte)
+    out += /[A-Za-z0-9\-._~/[\]]/.test(c) ? c : '%' + byte.toString(16).toUpperCase().padStart(2, '0')
+  }
+  return out
+}
+
+/**
  * Counts of one adversarial class for `npm run security-report`: when PRIVSEP_REPORT names a
  * file, appends { kind, tried, refused, lost } to it as a JSON line. `kind` is one of the
  * table's rows (bad inputs, hostile child attempts, path attacks, exhaustion cases, leak

@@ -56,11 +56,13 @@ export interface Native {
   execMonitor (path: string, handOffFd: number, keep: number[]): never
   readReport (text: string): MonitorReport | null
   close (fd: number): void
+  /** A broker message decoded and encoded again (the property tests' way to the Rust decoders). */
+  decodeMessage (format: 'request' | 'reply', bytes: number[]): number[]
 }
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, decodeMessage: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

@@ -255,6 +255,34 @@ unsafe extern "C" fn read_report(env: napi_env, info: napi_callback_info) -> nap
     })
 }
 
+/// `decodeMessage(format, bytes): number[]`: a broker message (`'request'` or `'reply'`)
+/// decoded by the monitor's or the child's decoder and encoded again, or the decoder's throw.
+/// For the property tests: those decoders otherwise run only in the monitor, and on a pool
+/// thread behind a SEQPACKET channel, which Node cannot open.
+unsafe extern "C" fn decode_message(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let format = cx.string(args[0], "format")?;
+        let bytes = cx
+            .elements(args[1], "bytes")?
+            .into_iter()
+            .map(|b| match cx.int(b, "byte")? {
+                b @ 0..=255 => Ok(b as u8),
+                _ => Err(Fail::invalid("bytes are numbers from 0 to 255")),
+            })
+            .collect::<std::result::Result<Vec<u8>, Fail>>()?;
+        let encoded = match format.as_str() {
+            "request" => broker::encode_request(&broker::decode_request(&bytes)?),
+            "reply" => broker::encode_reply(&broker::decode_reply(&bytes)?),
+            _ => return Err(Fail::invalid("the format is 'request' or 'reply'")),
+        };
+        let items = encoded
+            .iter()
+            .map(|&b| cx.create_number(b as f64))
+            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        cx.array(&items)
+    })
+}
+
 struct BrokerJob {
     channel: i32,
     request: Request,
@@ -363,7 +391,7 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 12] = [
+    let functions: [(&str, napi_callback); 13] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
@@ -376,6 +404,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("execMonitor", Some(exec_monitor)),
         ("readReport", Some(read_report)),
         ("close", Some(close)),
+        ("decodeMessage", Some(decode_message)),
     ];
     for (name, function) in functions {
         if cx.define(exports, name, function).is_err() {

@@ -2,7 +2,7 @@
 //! variables, checked as `sd_listen_fds_with_names` checks them, and each descriptor as
 //! `sd_is_socket` does (docs/PROTOCOL.md, "Socket activation").
 
-use crate::socket::{self, Address, Endpoint, FdKind, SocketType};
+use crate::socket::{self, Endpoint, FdKind, SocketType};
 use crate::sys;
 use crate::{Error, Result};
 
@@ -38,8 +38,8 @@ pub fn decode(
         _ => return Err(malformed(format!("{} and {} must be set together", PID, FDS))),
     };
     let number = |name: &str, text: &str| -> Result<u32> {
-        let digits = !text.is_empty() && text.len() <= 9 && text.bytes().all(|b| b.is_ascii_digit());
-        if digits { text.parse().ok() } else { None }
+        crate::protocol::decimal(text)
+            .filter(|_| text.len() <= 9)
             .ok_or_else(|| malformed(format!("{} has {:?} where a number belongs", name, text)))
     };
     let target = number(PID, listen_pid)?;
@@ -53,8 +53,8 @@ pub fn decode(
         ));
     }
     let count = number(FDS, listen_fds)? as usize;
-    let names: Vec<String> = match names {
-        Some(names) => names.split(':').map(str::to_string).collect(),
+    let names = match names {
+        Some(names) => parse_names(names)?,
         None => vec!["unknown".to_string(); count],
     };
     if names.len() != count {
@@ -85,8 +85,7 @@ pub fn decode(
             _ => "other",
         };
         let address = match sys::local_address(fd).map_err(|e| e.about(what.clone()))? {
-            Some(Address::Ip(ip)) => ip.to_string(),
-            Some(Address::Path(path)) => path,
+            Some(address) => address.to_string(),
             None => String::new(),
         };
         sys::set_cloexec(fd).map_err(|e| e.about(what))?;
@@ -103,6 +102,31 @@ pub fn decode(
 /// Whether activated `fd` is the socket `endpoint` declares (type, listening, family, address).
 pub fn matches(fd: i32, endpoint: &Endpoint) -> bool {
     socket::validate(fd, endpoint).is_ok()
+}
+
+/// Longest name systemd gives a descriptor (`FDNAME_MAX`).
+pub const MAX_NAME: usize = 255;
+
+/// `LISTEN_FDNAMES` as systemd writes it: names separated by `:`, each 1 to 255 printable
+/// ASCII characters other than `:` (systemd's `fdname_is_valid`); `""` is no names at all.
+pub fn parse_names(names: &str) -> Result<Vec<String>> {
+    if names.is_empty() {
+        return Ok(Vec::new());
+    }
+    names
+        .split(':')
+        .map(|name| {
+            let valid = !name.is_empty() && name.len() <= MAX_NAME && name.bytes().all(|b| (b' '..=b'~').contains(&b));
+            if valid {
+                Ok(name.to_string())
+            } else {
+                Err(malformed(format!(
+                    "{} has the name {:?}: a name is 1 to {} printable ASCII characters other than ':'",
+                    FDNAMES, name, MAX_NAME
+                )))
+            }
+        })
+        .collect()
 }
 
 fn malformed(message: String) -> Error {
@@ -127,5 +151,57 @@ mod tests {
             "ERR_PRIVSEP_ACTIVATION_MALFORMED"
         );
         assert_eq!(decode(Some("7"), Some("0"), None, 7).unwrap(), Some(vec![]));
+        assert_eq!(decode(Some("7"), Some("0"), Some(""), 7).unwrap(), Some(vec![]));
+    }
+
+    /// What docs/PROTOCOL.md does not allow, once accepted (issue 13).
+    #[test]
+    fn only_the_grammar_is_accepted() {
+        let code = |p, f, n| decode(Some(p), Some(f), n, 7).unwrap_err().code();
+        for (pid, fds, names) in [
+            ("07", "1", None),
+            ("7", "01", None),
+            ("+7", "1", None),
+            ("7", "1", Some("")),
+            ("7", "2", Some("a:")),
+            ("7", "2", Some(":a")),
+            ("7", "1", Some("a\tb")),
+            ("7", "1", Some("caf\u{e9}")),
+            ("7", "1", Some("a\u{7f}")),
+        ] {
+            assert_eq!(code(pid, fds, names), "ERR_PRIVSEP_ACTIVATION_MALFORMED", "{} {} {:?}", pid, fds, names);
+        }
+        assert_eq!(parse_names("web:a b~!").unwrap(), ["web", "a b~!"]);
+        assert!(parse_names(&"x".repeat(MAX_NAME)).is_ok());
+        assert!(parse_names(&"x".repeat(MAX_NAME + 1)).is_err());
+    }
+
+    /// Random valid names survive joining and parsing; random text is refused, or is names
+    /// that join back to it.
+    #[test]
+    fn fuzz_names() {
+        crate::fuzz::run("fdnames", |rng| {
+            let names: Vec<String> = (0..rng.below(5))
+                .map(|_| {
+                    let name: String = (0..1 + rng.below(12)).map(|_| (b' ' + rng.below(95) as u8) as char).collect();
+                    name.replace(':', "c")
+                })
+                .collect();
+            assert_eq!(parse_names(&names.join(":")).unwrap(), names);
+            let text = String::from_utf8_lossy(&rng.mutate(names.join(":").as_bytes())).into_owned();
+            match parse_names(&text) {
+                Ok(parsed) => {
+                    assert_eq!(parsed.join(":"), text);
+                    // The grammar, as docs/PROTOCOL.md states it.
+                    let valid = |n: &String| !n.is_empty() && n.len() <= 255 && n.bytes().all(|b| (32..127).contains(&b) && b != b':');
+                    assert!(parsed.iter().all(valid), "{:?}", text);
+                }
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_ACTIVATION_MALFORMED"),
+            }
+            let count = rng.text(3);
+            if let Ok(found) = decode(Some("7"), Some(&count), Some(""), 7) {
+                assert_eq!((count.as_str(), found), ("0", Some(vec![])));
+            }
+        });
     }
 }

@@ -584,4 +584,81 @@ mod tests {
         };
         assert!(!policy.allows(&other));
     }
+
+    fn random_request(rng: &mut crate::fuzz::Rng) -> Request {
+        let id = rng.next() as u32;
+        match rng.below(4) {
+            0 => Request::File { id, path: rng.path() },
+            1 => Request::Listener {
+                id,
+                endpoint: rng.endpoint(),
+                backlog: rng.next() as u32,
+                mode: rng.next() as u32,
+            },
+            2 => Request::Notify {
+                id,
+                state: rng.text(20).replace('\0', ""),
+            },
+            _ => Request::Upgrade { id },
+        }
+    }
+
+    /// Random messages survive encoding; random edits and random bytes are refused with
+    /// ERR_PRIVSEP_BROKER_MALFORMED, or decode to a message that encodes back.
+    #[test]
+    fn fuzz_messages() {
+        crate::fuzz::run("broker", |rng| {
+            let request = random_request(rng);
+            assert_eq!(decode_request(&encode_request(&request)).unwrap(), request);
+            let reply = Reply {
+                id: rng.next() as u32,
+                status: *rng.pick(&[Status::Ok, Status::Denied, Status::Failed]),
+                errno: rng.next() as i32,
+                code: rng.text(8).replace('\0', ""),
+                message: rng.text(30).replace('\0', ""),
+            };
+            assert_eq!(decode_reply(&encode_reply(&reply)).unwrap(), reply);
+            for bytes in [rng.mutate(&encode_request(&request)), rng.bytes(40)] {
+                match decode_request(&bytes) {
+                    Ok(decoded) => assert_eq!(decode_request(&encode_request(&decoded)).unwrap(), decoded),
+                    Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_BROKER_MALFORMED"),
+                }
+            }
+            for bytes in [rng.mutate(&encode_reply(&reply)), rng.bytes(40)] {
+                match decode_reply(&bytes) {
+                    Ok(decoded) => assert_eq!(encode_reply(&decoded), bytes),
+                    Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_BROKER_MALFORMED"),
+                }
+            }
+        });
+    }
+
+    /// The policy against a reference: a path is allowed exactly when it is absolute and
+    /// plain, and one of the files or below one of the folders, component by component.
+    #[test]
+    fn fuzz_the_policy() {
+        crate::fuzz::run("policy", |rng| {
+            let path = |rng: &mut crate::fuzz::Rng| {
+                let parts = ["etc", "app", "..", ".", "", "k.pem", "live", "é"];
+                let n = rng.below(4);
+                let joined: Vec<&str> = (0..n).map(|_| *rng.pick(&parts)).collect();
+                let prefix = if rng.chance(8) { "" } else { "/" };
+                format!("{}{}", prefix, joined.join("/"))
+            };
+            let file = path(rng);
+            let folder = path(rng) + if rng.chance(2) { "/" } else { "" };
+            let asked = if rng.chance(4) { file.clone() } else { path(rng) };
+            let policy = Policy {
+                files: vec![file.clone()],
+                folders: vec![folder.clone()],
+                listeners: vec![],
+            };
+            let plain = asked.starts_with('/') && asked[1..].split('/').all(|c| !c.is_empty() && c != "." && c != "..");
+            let base: Vec<&str> = folder.trim_end_matches('/').split('/').collect();
+            let parts: Vec<&str> = asked.split('/').collect();
+            let below = parts.len() > base.len() && parts[..base.len()] == base[..];
+            let allowed = policy.allows(&Request::File { id: 0, path: asked.clone() });
+            assert_eq!(allowed, plain && (asked == file || below), "{:?} {:?} {:?}", asked, file, folder);
+        });
+    }
 }

@@ -118,7 +118,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         let fd = r.u32()? as i32;
         let kind = r.string("passed kind")?;
         let value = r.string("passed value")?;
-        let passed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("passed entry: {}", e)))?;
+        let passed = Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("passed entry: {}", e)))?;
         Ok(Entry { fd, passed })
     })?;
     let mut allow = Vec::new();
@@ -130,7 +130,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
             }
             allow_folders.push(value);
         } else {
-            let allowed = Passed::parse(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
+            let allowed = Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
             if matches!(&allowed, Passed::File(path) if !path.starts_with('/')) {
                 return Err(malformed(format!("allowed file {:?} is not absolute", value)));
             }
@@ -437,5 +437,36 @@ mod tests {
         for bad in [&b""[..], b"ok", b"ok\0x", b"err\0a\0b", b"ok\0\x31\0", b"\xff"] {
             assert_eq!(decode_report(bad), None);
         }
+    }
+
+    /// Random passed and allowed entries survive encoding; random edits are refused with
+    /// ERR_PRIVSEP_HANDOFF_MALFORMED, or decode to a description that survives encoding.
+    #[test]
+    fn fuzz_descriptions() {
+        crate::fuzz::run("handoff", |rng| {
+            let mut h = sample();
+            h.passed = (0..rng.below(4))
+                .map(|i| Entry {
+                    fd: 5 + i as i32,
+                    passed: if rng.chance(2) { Passed::File(rng.path()) } else { Passed::Socket(rng.endpoint()) },
+                })
+                .collect();
+            h.allow = (0..rng.below(4))
+                .map(|_| {
+                    if rng.chance(2) {
+                        Passed::File(format!("/{}", rng.path()))
+                    } else {
+                        Passed::Socket(rng.endpoint())
+                    }
+                })
+                .collect();
+            h.allow_folders = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
+            let bytes = encode(&h);
+            assert_eq!(decode(&bytes).unwrap(), h);
+            match decode(&rng.mutate(&bytes)) {
+                Ok(decoded) => assert_eq!(decode(&encode(&decoded)).unwrap(), decoded),
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_HANDOFF_MALFORMED"),
+            }
+        });
     }
 }

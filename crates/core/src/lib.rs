@@ -6,6 +6,8 @@
 pub mod activation;
 pub mod broker;
 pub mod error;
+#[cfg(test)]
+mod fuzz;
 pub mod handoff;
 pub mod notify;
 pub mod paths;

@@ -7,7 +7,7 @@ use crate::sys::{self, ENOTSOCK};
 use crate::{Error, Result};
 use std::ffi::CString;
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Network {
@@ -64,6 +64,9 @@ impl Network {
 pub enum Address {
     Ip(SocketAddr),
     Path(String),
+    /// A unix socket path that is not UTF-8, as `getsockname` reported it. No declaration
+    /// names one (declared paths are UTF-8), so it matches none: it is never compared lossily.
+    RawPath(Vec<u8>),
 }
 
 /// A socket as declared by the user: network plus address, canonical once parsed.
@@ -89,12 +92,25 @@ pub enum SocketType {
     Other,
 }
 
+/// A socket's protocol (`SO_PROTOCOL`), where the platform can tell: an MPTCP or SCTP socket
+/// is a stream too, and UDP-Lite a datagram one, but none of them is what `tcp` or `udp` means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Tcp,
+    Udp,
+    /// The family's only protocol (a unix socket's 0).
+    Default,
+    Other(i32),
+}
+
 /// Longest unix socket path that fits `sun_path` with its NUL on every Unix we build for.
 const MAX_PATH: usize = 103;
 
 impl Endpoint {
-    /// Parses `"ip:port"`, `"[ip6]:port"`, `":port"` (all addresses) or, for unix, a path.
-    /// Host names are refused: a privileged bind must not depend on DNS.
+    /// Parses what `listen` takes (docs/PROTOCOL.md, "Addresses"): `ip4:port`,
+    /// `[ip6]:port`, `[ip6%scope]:port` (a link-local address and its interface index),
+    /// `:port` (all addresses) or, for unix, a path. Host names are refused: a privileged bind
+    /// must not depend on DNS. A port is decimal without sign or leading zero.
     pub fn parse(network: &str, address: &str) -> Result<Endpoint> {
         let network = Network::parse(network)?;
         let bad = |why: &str| {
@@ -112,20 +128,7 @@ impl Endpoint {
                 address: Address::Path(address.to_string()),
             });
         }
-        let ip = if let Some(port) = address.strip_prefix(':') {
-            let any = match network {
-                Network::Tcp4 | Network::Udp4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-                _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-            };
-            let port = port
-                .parse::<u16>()
-                .map_err(|_| bad("the port must be a number from 0 to 65535"))?;
-            SocketAddr::new(any, port)
-        } else {
-            address
-                .parse::<SocketAddr>()
-                .map_err(|_| bad("expected ip:port, [ipv6]:port or :port (host names are not resolved)"))?
-        };
+        let ip = parse_ip(network, address).map_err(bad)?;
         let family_ok = match network {
             Network::Tcp4 | Network::Udp4 => ip.is_ipv4(),
             Network::Tcp6 | Network::Udp6 => ip.is_ipv6(),
@@ -140,6 +143,22 @@ impl Endpoint {
         })
     }
 
+    /// Parses an address as the protocols carry it (the environment, the hand-off): only its
+    /// canonical form, the one [`Endpoint`]'s `Display` writes, is accepted.
+    pub fn parse_canonical(network: &str, address: &str) -> Result<Endpoint> {
+        let endpoint = Endpoint::parse(network, address)?;
+        if endpoint.to_string() != address {
+            return Err(Error::invalid(
+                "ERR_PRIVSEP_INVALID_ARGUMENT",
+                format!(
+                    "{} address {:?} is not in its canonical form {:?}",
+                    network, address, endpoint.to_string()
+                ),
+            ));
+        }
+        Ok(endpoint)
+    }
+
     /// `IPV6_V6ONLY` as the network implies: on for tcp6/udp6, off (dual stack) for tcp/udp.
     fn v6only(&self) -> Option<bool> {
         match (&self.address, self.network) {
@@ -150,12 +169,116 @@ impl Endpoint {
     }
 }
 
+/// `ip:port`, `[ip6]:port` or `[ip6%scope]:port` with the IPv6 address as RFC 5952 writes it
+/// (lower case, the longest run of two or more zero groups as `::`, the first of equal runs;
+/// an IPv4-mapped address as `::ffff:a.b.c.d`), or the path. Written here rather than by
+/// `std`, whose form changed between Rust versions.
 impl fmt::Display for Endpoint {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.address {
-            Address::Ip(ip) => write!(f, "{}", ip),
+        self.address.fmt(f)
+    }
+}
+
+impl fmt::Display for Address {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Address::Ip(SocketAddr::V4(v4)) => write!(f, "{}:{}", v4.ip(), v4.port()),
+            Address::Ip(SocketAddr::V6(v6)) => {
+                f.write_str("[")?;
+                write_ipv6(f, v6.ip())?;
+                if v6.scope_id() != 0 {
+                    write!(f, "%{}", v6.scope_id())?;
+                }
+                write!(f, "]:{}", v6.port())
+            }
             Address::Path(path) => f.write_str(path),
+            Address::RawPath(bytes) => write!(f, "{:?}", String::from_utf8_lossy(bytes)),
         }
+    }
+}
+
+fn write_ipv6(f: &mut fmt::Formatter<'_>, ip: &Ipv6Addr) -> fmt::Result {
+    let groups = ip.segments();
+    if groups[..5] == [0; 5] && groups[5] == 0xffff {
+        let [a, b] = groups[6].to_be_bytes();
+        let [c, d] = groups[7].to_be_bytes();
+        return write!(f, "::ffff:{}.{}.{}.{}", a, b, c, d);
+    }
+    // The longest run of zero groups, if it has two or more: (start, length).
+    let (mut best, mut run) = ((0, 0), (0, 0));
+    for (i, &group) in groups.iter().enumerate() {
+        if group == 0 {
+            run = if run.1 == 0 { (i, 1) } else { (run.0, run.1 + 1) };
+            if run.1 > best.1 {
+                best = run;
+            }
+        } else {
+            run = (0, 0);
+        }
+    }
+    let hex = |f: &mut fmt::Formatter<'_>, part: &[u16]| -> fmt::Result {
+        for (i, group) in part.iter().enumerate() {
+            if i > 0 {
+                f.write_str(":")?;
+            }
+            write!(f, "{:x}", group)?;
+        }
+        Ok(())
+    };
+    if best.1 < 2 {
+        return hex(f, &groups);
+    }
+    hex(f, &groups[..best.0])?;
+    f.write_str("::")?;
+    hex(f, &groups[best.0 + best.1..])
+}
+
+/// `ip4:port`, `[ip6]:port`, `[ip6%scope]:port` or `:port`, strictly.
+fn parse_ip(network: Network, address: &str) -> std::result::Result<SocketAddr, &'static str> {
+    let syntax = "expected ip:port, [ipv6]:port or :port (host names are not resolved)";
+    let (host, port) = address.rsplit_once(':').ok_or(syntax)?;
+    let port: u16 = crate::protocol::decimal(port).ok_or("the port must be a number from 0 to 65535, without sign or leading zero")?;
+    if host.is_empty() {
+        let any = match network {
+            Network::Tcp4 | Network::Udp4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            _ => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        return Ok(SocketAddr::new(any, port));
+    }
+    let inner = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
+        Some(inner) => inner,
+        None => return host.parse::<Ipv4Addr>().map(|ip| SocketAddr::new(IpAddr::V4(ip), port)).map_err(|_| syntax),
+    };
+    let (ip, scope) = match inner.split_once('%') {
+        Some((ip, scope)) => (ip, Some(scope)),
+        None => (inner, None),
+    };
+    let ip: Ipv6Addr = ip.parse().map_err(|_| syntax)?;
+    let scope_id = match scope {
+        None => 0,
+        Some(scope) => {
+            let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
+            match crate::protocol::decimal::<u32>(scope) {
+                Some(id) if id != 0 && link_local => id,
+                _ => return Err("a scope id (%N) is a nonzero interface index, and only a link-local address (fe80::/10) has one"),
+            }
+        }
+    };
+    Ok(SocketAddr::V6(SocketAddrV6::new(ip, port, 0, scope_id)))
+}
+
+/// Whether a socket bound to `bound` is one declared as `declared`: same address, scope id
+/// included, and port (a declared port 0 matches any); or the same unix path, byte for byte.
+pub fn same_address(bound: &Address, declared: &Address) -> bool {
+    match (bound, declared) {
+        (Address::Ip(SocketAddr::V4(a)), Address::Ip(SocketAddr::V4(b))) => {
+            a.ip() == b.ip() && (b.port() == 0 || a.port() == b.port())
+        }
+        (Address::Ip(SocketAddr::V6(a)), Address::Ip(SocketAddr::V6(b))) => {
+            a.ip() == b.ip() && a.scope_id() == b.scope_id() && (b.port() == 0 || a.port() == b.port())
+        }
+        (Address::Path(a), Address::Path(b)) => a == b,
+        _ => false,
     }
 }
 
@@ -259,7 +382,7 @@ pub fn validate(fd: i32, endpoint: &Endpoint) -> Result<()> {
     let bound = sys::local_address(fd).map_err(|e| e.about(what.clone()))?;
     let same_family = match (&bound, &endpoint.address) {
         (Some(Address::Ip(a)), Address::Ip(b)) => a.is_ipv4() == b.is_ipv4(),
-        (Some(Address::Path(_)), Address::Path(_)) => true,
+        (Some(Address::Path(_) | Address::RawPath(_)), Address::Path(_)) => true,
         _ => false,
     };
     if !same_family {
@@ -268,35 +391,190 @@ pub fn validate(fd: i32, endpoint: &Endpoint) -> Result<()> {
             format!("has another address family ({:?})", bound),
         ));
     }
-    let same_address = match (&bound, &endpoint.address) {
-        (Some(Address::Ip(a)), Address::Ip(b)) => a.ip() == b.ip() && (b.port() == 0 || a.port() == b.port()),
-        (Some(Address::Path(a)), Address::Path(b)) => a == b,
-        _ => false,
+    // After the family: a unix socket declared as tcp is of another family, first.
+    let protocol = match (endpoint.network, wanted) {
+        (Network::Unix, _) => Protocol::Default,
+        (_, SocketType::Stream) => Protocol::Tcp,
+        _ => Protocol::Udp,
     };
-    if !same_address {
-        let shown = match bound {
-            Some(Address::Ip(a)) => a.to_string(),
-            Some(Address::Path(p)) => p,
-            None => String::new(),
-        };
-        return Err(refuse("ERR_PRIVSEP_SOCKET_ADDRESS", format!("is bound to {}", shown)));
+    match sys::socket_protocol(fd).map_err(|e| e.about(what.clone()))? {
+        Some(actual) if actual != protocol => {
+            return Err(refuse(
+                "ERR_PRIVSEP_SOCKET_TYPE",
+                format!("is a socket of protocol {:?}, not {:?}", actual, protocol),
+            ))
+        }
+        _ => {}
+    }
+    let bound = bound.expect("a family was found");
+    if !same_address(&bound, &endpoint.address) {
+        return Err(refuse("ERR_PRIVSEP_SOCKET_ADDRESS", format!("is bound to {}", bound)));
     }
     sys::set_cloexec(fd).map_err(|e| e.about(what))
 }
 
-/// Checks that inherited `fd` is an open regular file and sets close-on-exec on it.
+/// Checks that inherited `fd` is a regular file open for reading and sets close-on-exec on it.
 pub fn validate_file(fd: i32, path: &str) -> Result<()> {
     let what = format!("fd {} (declared file {:?})", fd, path);
-    match sys::fd_kind(fd).map_err(|e| e.about(what.clone()))? {
-        FdKind::Regular => sys::set_cloexec(fd).map_err(|e| e.about(what)),
-        _ => Err(Error::invalid(
+    // An O_PATH descriptor fstat()s as the file it names, but cannot be read; nor can a
+    // write-only one.
+    let regular = sys::fd_kind(fd).map_err(|e| e.about(what.clone()))? == FdKind::Regular;
+    if !regular || !sys::is_readable(fd).map_err(|e| e.about(what.clone()))? {
+        return Err(Error::invalid(
             "ERR_PRIVSEP_NOT_FILE",
-            format!("{}: is not a regular file", what),
-        )),
+            format!("{}: is not a regular file open for reading", what),
+        ));
     }
+    sys::set_cloexec(fd).map_err(|e| e.about(what))
 }
 
 /// Closes a descriptor this process owns.
 pub fn close(fd: i32) -> Result<()> {
     sys::close(fd).map_err(|e| e.about(format!("fd {}", fd)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn canonical(network: &str, address: &str) -> String {
+        Endpoint::parse(network, address).unwrap().to_string()
+    }
+
+    #[test]
+    fn addresses_are_written_in_one_canonical_form() {
+        for (given, written) in [
+            (":25", "[::]:25"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+            ("[0:0::1]:25", "[::1]:25"),
+            ("[::FFFF:1.2.3.4]:1", "[::ffff:1.2.3.4]:1"),
+            ("[::1.2.3.4]:1", "[::102:304]:1"),
+            ("[::ffff]:1", "[::ffff]:1"),
+            ("[1:0:0:2:0:0:0:3]:1", "[1:0:0:2::3]:1"),
+            ("[1:0:0:2:0:0:3:4]:1", "[1::2:0:0:3:4]:1"),
+            ("[1:2:3:4:5:6:7:0]:1", "[1:2:3:4:5:6:7:0]:1"),
+            ("[0:1:2:3:4:5:6:7]:1", "[0:1:2:3:4:5:6:7]:1"),
+            ("[FE80::A%7]:65535", "[fe80::a%7]:65535"),
+        ] {
+            assert_eq!(canonical("tcp", given), written, "{}", given);
+            assert_eq!(canonical("tcp", written), written);
+            Endpoint::parse_canonical("tcp", written).unwrap();
+        }
+        assert_eq!(canonical("udp4", ":53"), "0.0.0.0:53");
+        assert!(Endpoint::parse_canonical("tcp", ":25").is_err());
+    }
+
+    /// What docs/PROTOCOL.md does not allow, some of it once accepted (issue 13).
+    #[test]
+    fn only_the_address_grammar_is_accepted() {
+        for (network, address) in [
+            ("tcp", ":+25"),
+            ("tcp", "1.2.3.4:+25"),
+            ("tcp", ":025"),
+            ("tcp", "1.2.3.4:025"),
+            ("tcp", "1.2.3.4:65536"),
+            ("tcp", "1.2.3.4:"),
+            ("tcp", "01.2.3.4:25"),
+            ("tcp", "::1:25"),
+            ("tcp", "[::1]25"),
+            ("tcp", "localhost:25"),
+            ("tcp6", "[::1%2]:25"),
+            ("tcp6", "[fe80::1%0]:25"),
+            ("tcp6", "[fe80::1%02]:25"),
+            ("tcp6", "[fe80::1%eth0]:25"),
+            ("tcp6", "[fe80::1%]:25"),
+            ("tcp6", "[fe80::1%4294967296]:25"),
+            ("tcp4", "[::1]:25"),
+            ("udp6", "1.2.3.4:25"),
+            ("unix", ""),
+        ] {
+            let err = Endpoint::parse(network, address).expect_err(address);
+            assert_eq!(err.code(), "ERR_PRIVSEP_INVALID_ARGUMENT");
+        }
+        assert_eq!(canonical("tcp6", "[fe80::1%4294967295]:25"), "[fe80::1%4294967295]:25");
+    }
+
+    #[test]
+    fn a_bound_address_matches_exactly_scope_and_path_bytes_included() {
+        let ip = |text: &str| Endpoint::parse("tcp", text).unwrap().address;
+        assert!(same_address(&ip("[fe80::1%2]:80"), &ip("[fe80::1%2]:0")));
+        assert!(!same_address(&ip("[fe80::1%2]:80"), &ip("[fe80::1%3]:80")));
+        assert!(!same_address(&ip("[fe80::1%2]:80"), &ip("[fe80::1]:80")));
+        assert!(!same_address(&ip("[fe80::1]:80"), &ip("[fe80::1%2]:80")));
+        assert!(!same_address(&ip("1.2.3.4:80"), &ip("1.2.3.4:81")));
+        let lossy = Address::Path("/run/a\u{fffd}".into());
+        assert!(!same_address(&Address::RawPath(b"/run/a\xff".to_vec()), &lossy));
+        assert!(same_address(&lossy.clone(), &lossy));
+    }
+
+    #[cfg(target_os = "linux")]
+    fn temp(name: &str) -> String {
+        let dir = std::env::temp_dir().join(format!("privsep-socket-{}-{}", std::process::id(), name));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).unwrap();
+        dir.to_string_lossy().into_owned()
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn a_unix_socket_at_a_path_that_is_not_utf8_matches_no_declaration() {
+        use std::ffi::OsStr;
+        use std::os::unix::ffi::OsStrExt;
+        use std::os::unix::io::AsRawFd;
+        let dir = temp("raw");
+        let mut path = format!("{}/a", dir).into_bytes();
+        path.push(0xff);
+        let listener = std::os::unix::net::UnixListener::bind(OsStr::from_bytes(&path)).unwrap();
+        let declared = Endpoint::parse("unix", &format!("{}/a\u{fffd}", dir)).unwrap();
+        let err = validate(listener.as_raw_fd(), &declared).unwrap_err();
+        assert_eq!(err.code(), "ERR_PRIVSEP_SOCKET_ADDRESS", "{}", err);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn an_o_path_or_write_only_descriptor_is_not_a_file() {
+        use std::fs::OpenOptions;
+        use std::os::unix::fs::OpenOptionsExt;
+        use std::os::unix::io::AsRawFd;
+        let dir = temp("opath");
+        let file = format!("{}/key.pem", dir);
+        std::fs::write(&file, "k").unwrap();
+        let readable = std::fs::File::open(&file).unwrap();
+        validate_file(readable.as_raw_fd(), &file).unwrap();
+        let o_path = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(&file).unwrap();
+        let write_only = OpenOptions::new().write(true).open(&file).unwrap();
+        for fd in [o_path.as_raw_fd(), write_only.as_raw_fd()] {
+            assert_eq!(validate_file(fd, &file).unwrap_err().code(), "ERR_PRIVSEP_NOT_FILE");
+        }
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    /// Random addresses survive writing and parsing (and std reads the same address from the
+    /// text); random edits are refused with the code, or parse to something whose canonical
+    /// form parses back to it.
+    #[test]
+    fn fuzz_addresses() {
+        crate::fuzz::run("addresses", |rng| {
+            let endpoint = rng.endpoint();
+            let network = endpoint.network.name();
+            let text = endpoint.to_string();
+            assert_eq!(Endpoint::parse_canonical(network, &text).unwrap(), endpoint, "{}", text);
+            if let Address::Ip(ip) = endpoint.address {
+                assert_eq!(text.parse::<SocketAddr>().unwrap(), ip, "{}", text);
+            }
+            let mutated = String::from_utf8_lossy(&rng.mutate(text.as_bytes())).into_owned();
+            match Endpoint::parse(network, &mutated) {
+                Ok(parsed) => {
+                    let canonical = parsed.to_string();
+                    assert_eq!(Endpoint::parse_canonical(network, &canonical).unwrap(), parsed);
+                    if network != "unix" {
+                        let port = mutated.rsplit(':').next().unwrap();
+                        assert!(port == "0" || !port.starts_with('0') && !port.starts_with('+'), "{}", mutated);
+                    }
+                }
+                Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_INVALID_ARGUMENT"),
+            }
+        });
+    }
 }

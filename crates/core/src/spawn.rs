@@ -171,7 +171,31 @@ pub fn spawn(command: &Command) -> Result<u32> {
     })
 }
 
-/// Blocks until child `pid` ends.
+/// Blocks until child `pid` ends. Only a pid: `waitpid` takes 0, or what becomes a negative
+/// `pid_t` (`u32::MAX` is -1), as any child (of a process group), and would reap a child that
+/// is not the caller's.
 pub fn wait(pid: u32) -> Result<ExitStatus> {
+    if pid == 0 || pid > i32::MAX as u32 {
+        return Err(Error::invalid(
+            "ERR_PRIVSEP_INVALID_ARGUMENT",
+            format!(
+                "wait: pid {} (as pid_t {}) is not a process id: waitpid would wait for any child",
+                pid, pid as i32
+            ),
+        ));
+    }
     sys::wait(pid).map_err(|e| e.about(format!("child {}", pid)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `waitpid(0)` and `waitpid(-1)` wait for any child (issue 13): refused before the call.
+    #[test]
+    fn wait_takes_only_a_pid() {
+        for pid in [0, u32::MAX, i32::MAX as u32 + 1] {
+            assert_eq!(wait(pid).unwrap_err().code(), "ERR_PRIVSEP_INVALID_ARGUMENT", "{}", pid);
+        }
+    }
 }

@@ -142,3 +142,54 @@ fn addresses_parse_to_one_canonical_form() {
         );
     }
 }
+
+/// A socket of `protocol` bound to 127.0.0.1 (and listening, if a stream); `None` where this
+/// kernel has no such protocol.
+fn inet_socket(kind: libc::c_int, protocol: libc::c_int) -> Option<i32> {
+    // SAFETY: plain socket(2); the result is checked.
+    let fd = unsafe { libc::socket(libc::AF_INET, kind, protocol) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: all-zero is a valid sockaddr_in.
+    let mut sin: libc::sockaddr_in = unsafe { std::mem::zeroed() };
+    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+    sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
+    let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+    // SAFETY: `sin` is a sockaddr_in of `len` bytes; fd is ours.
+    assert_eq!(unsafe { libc::bind(fd, &sin as *const _ as *const libc::sockaddr, len) }, 0);
+    if kind == libc::SOCK_STREAM {
+        // SAFETY: listen(2) on our socket.
+        assert_eq!(unsafe { libc::listen(fd, 1) }, 0);
+    }
+    Some(fd)
+}
+
+/// An MPTCP socket is a stream and UDP-Lite a datagram socket of the inet family, but neither
+/// is what tcp4 or udp4 declares (issue 13): `SO_PROTOCOL` tells them apart.
+#[test]
+#[cfg(target_os = "linux")]
+fn an_mptcp_or_udp_lite_socket_is_not_tcp_or_udp() {
+    const IPPROTO_MPTCP: libc::c_int = 262;
+    const IPPROTO_UDPLITE: libc::c_int = 136;
+    let mut checked = 0;
+    for (kind, protocol, network) in [
+        (libc::SOCK_STREAM, IPPROTO_MPTCP, "tcp4"),
+        (libc::SOCK_DGRAM, IPPROTO_UDPLITE, "udp4"),
+    ] {
+        let fd = match inet_socket(kind, protocol) {
+            Some(fd) => fd,
+            None => {
+                eprintln!("protocol {} is not in this kernel: not checked", protocol);
+                continue;
+            }
+        };
+        assert_eq!(code(fd, network, "127.0.0.1:0"), "ERR_PRIVSEP_SOCKET_TYPE", "protocol {}", protocol);
+        let plain = inet_socket(kind, 0).unwrap();
+        socket::validate(plain, &endpoint(network, "127.0.0.1:0")).unwrap();
+        socket::close(fd).unwrap();
+        socket::close(plain).unwrap();
+        checked += 1;
+    }
+    assert!(checked > 0, "neither MPTCP nor UDP-Lite could be created");
+}

@@ -3,7 +3,7 @@
 
 use crate::error::{SysError, SysResult};
 use crate::paths::Stat;
-use crate::socket::{Address, FdKind, SocketType};
+use crate::socket::{Address, FdKind, Protocol, SocketType};
 use crate::spawn::{ExitStatus, Ids};
 use std::ffi::{CStr, CString};
 use std::io;
@@ -73,6 +73,7 @@ fn to_sockaddr(address: &Address) -> SysResult<(libc::sockaddr_storage, libc::so
             }
             mem::size_of::<libc::sockaddr_in6>()
         }
+        Address::RawPath(_) => return Err(SysError::new("bind", io::Error::from_raw_os_error(libc::EINVAL))),
         Address::Path(path) => {
             // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_un.
             let sun = unsafe { &mut *(&mut storage as *mut _ as *mut libc::sockaddr_un) };
@@ -128,7 +129,10 @@ fn from_sockaddr(storage: &libc::sockaddr_storage, len: libc::socklen_t) -> Opti
                 .map(|&c| c as u8)
                 .take_while(|&b| b != 0)
                 .collect();
-            Some(Address::Path(String::from_utf8_lossy(&bytes).into_owned()))
+            Some(match String::from_utf8(bytes) {
+                Ok(path) => Address::Path(path),
+                Err(not_utf8) => Address::RawPath(not_utf8.into_bytes()),
+            })
         }
         _ => None,
     }
@@ -179,7 +183,7 @@ pub fn listen_socket(
     let domain = match address {
         Address::Ip(SocketAddr::V4(_)) => libc::AF_INET,
         Address::Ip(SocketAddr::V6(_)) => libc::AF_INET6,
-        Address::Path(_) => libc::AF_UNIX,
+        Address::Path(_) | Address::RawPath(_) => libc::AF_UNIX,
     };
     let kind = if stream { libc::SOCK_STREAM } else { libc::SOCK_DGRAM };
     let socket = new_socket(domain, kind)?;
@@ -230,6 +234,38 @@ pub fn socket_type(fd: RawFd) -> SysResult<SocketType> {
 
 pub fn is_listening(fd: RawFd) -> SysResult<bool> {
     get_int_option(fd, libc::SOL_SOCKET, libc::SO_ACCEPTCONN).map(|v| v != 0)
+}
+
+/// `SO_PROTOCOL` (Linux); `None` where the platform does not report it.
+pub fn socket_protocol(fd: RawFd) -> SysResult<Option<Protocol>> {
+    #[cfg(target_os = "linux")]
+    {
+        Ok(Some(match get_int_option(fd, libc::SOL_SOCKET, libc::SO_PROTOCOL)? {
+            libc::IPPROTO_TCP => Protocol::Tcp,
+            libc::IPPROTO_UDP => Protocol::Udp,
+            // A unix socket reports what socket(2) was given: 0, or PF_UNIX itself.
+            0 | libc::PF_UNIX => Protocol::Default,
+            other => Protocol::Other(other),
+        }))
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = fd;
+        Ok(None)
+    }
+}
+
+/// Whether `fd` can be read: open for reading, not `O_PATH` (which `fstat` does not tell).
+pub fn is_readable(fd: RawFd) -> SysResult<bool> {
+    // SAFETY: fcntl on any integer is sound; a bad fd is reported as EBADF.
+    let flags = cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
+    #[cfg(target_os = "linux")]
+    {
+        if flags & libc::O_PATH != 0 {
+            return Ok(false);
+        }
+    }
+    Ok(matches!(flags & libc::O_ACCMODE, libc::O_RDONLY | libc::O_RDWR))
 }
 
 pub fn local_address(fd: RawFd) -> SysResult<Option<Address>> {

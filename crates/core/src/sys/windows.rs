@@ -4,7 +4,7 @@
 
 use crate::error::{SysError, SysResult};
 use crate::paths::Stat;
-use crate::socket::{Address, FdKind, SocketType};
+use crate::socket::{Address, FdKind, Protocol, SocketType};
 use crate::spawn::{ExitStatus, Ids};
 use std::ffi::{CStr, CString};
 use std::io;
@@ -44,6 +44,14 @@ pub fn socket_type(_fd: i32) -> SysResult<SocketType> {
 
 pub fn is_listening(_fd: i32) -> SysResult<bool> {
     unsupported("getsockopt")
+}
+
+pub fn socket_protocol(_fd: i32) -> SysResult<Option<Protocol>> {
+    unsupported("getsockopt")
+}
+
+pub fn is_readable(_fd: i32) -> SysResult<bool> {
+    unsupported("fcntl")
 }
 
 pub fn local_address(_fd: i32) -> SysResult<Option<Address>> {
