@@ -50,6 +50,23 @@ describe('the root side after the hand-off', () => {
     assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 
+  test('what the program leaves behind ends with it: a detached grandchild serving its listener is killed (a subreaper)', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:79']], detach: true })
+    const { pid: child } = await nextWith(run, 'ready')
+    const { grandchild } = await nextWith(run, 'grandchild')
+    await nextWith(run, 'serving')
+    const stat = fs.readFileSync(`/proc/${grandchild}/stat`, 'utf8')
+    const [, , , sid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number)
+    assert.equal(sid, grandchild, 'the grandchild has a session of its own: the child\'s session does not hold it')
+    assert.equal(await fetchStream({ host: '127.0.0.1', port: 79 }).then(() => 'served'), 'served')
+    // The child ends: the grandchild, orphaned, is the monitor's now, and still serves.
+    process.kill(child, 'SIGTERM')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+    assert.equal(alive(grandchild), false, 'the grandchild outlived the program')
+    await assert.rejects(fetchStream({ host: '127.0.0.1', port: 79 }), { code: 'ECONNREFUSED' }, 'the port is still served')
+    assert.match(run.stderr, /ended 1 process\(es\) the program left behind/)
+  })
+
   test('timers started before the hand-off never run as root afterwards', async () => {
     const file = path.join(dir, 'interval.txt')
     const run = begin({ listen: [['tcp4', '127.0.0.1:93']], interval: file })

@@ -24,9 +24,9 @@ import { median, quantile, ratio } from './stats.mjs'
 
 const rounds = Number(process.argv[2] ?? 5)
 const seconds = Number(process.argv[3] ?? 4)
-const port = 86
+const port = 99
 if (process.getuid?.() !== 0) {
-  console.error('bench/upgrade.mjs must run as root: the program binds port 86 and drops to nobody')
+  console.error('bench/upgrade.mjs must run as root: the program binds port 99 and drops to nobody')
   process.exit(1)
 }
 const app = fileURLToPath(new URL('upgrade/app.mjs', import.meta.url))

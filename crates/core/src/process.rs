@@ -93,6 +93,33 @@ pub fn die_with_parent(parent: u32) -> Result<()> {
     sys::die_with_parent(parent).map_err(|e| e.about(format!("parent {}", parent)))
 }
 
+/// Descendants the program leaves behind become this process's children, to be ended by
+/// `end_descendants` (PR_SET_CHILD_SUBREAPER).
+pub fn become_subreaper() -> Result<()> {
+    sys::become_subreaper().map_err(|e| e.about("PR_SET_CHILD_SUBREAPER"))
+}
+
+/// Kills (SIGKILL) and reaps every child this process still has, again until none is left:
+/// the grandchildren of a killed child are reparented to this one (a subreaper). Returns how
+/// many it ended.
+pub fn end_descendants() -> Result<usize> {
+    let mut ended = 0;
+    loop {
+        let children = sys::children().map_err(|e| e.about("listing children"))?;
+        if children.is_empty() {
+            return Ok(ended);
+        }
+        for &pid in &children {
+            // A child, not yet reaped: its pid cannot be another process's.
+            let _ = sys::kill(pid, SIGKILL);
+        }
+        for pid in children {
+            let _ = sys::wait(pid);
+            ended += 1;
+        }
+    }
+}
+
 /// Closes every descriptor from 3 on but `keep`.
 pub fn close_all_but(keep: &[i32]) -> Result<()> {
     sys::close_all_but(keep).map_err(|e| e.about("closing inherited descriptors"))

@@ -14,8 +14,9 @@
 //!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
 //!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
-//! 6. removes the unix socket files it was handed, and ends the way the child ended
-//!    (never with a core file).
+//! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants),
+//!    removes the unix socket files it was handed, and ends the way the child ended (never
+//!    with a core file).
 //!
 //! Nothing but signals and broker requests reaches it after step 3.
 
@@ -58,6 +59,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     keep.push(handoff.report_fd);
     process::close_all_but(&keep)?;
     process::set_not_dumpable()?;
+    process::become_subreaper()?;
     let mut held = Vec::new();
     let mut socket_files = Vec::new();
     for entry in &handoff.passed {
@@ -224,6 +226,13 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
     };
+    // What the program left behind (a detached grandchild holding a listener, say) ends with
+    // it, as systemd's control group would end it.
+    match process::end_descendants() {
+        Ok(0) => {}
+        Ok(n) => eprintln!("privsep-monitor: ended {} process(es) the program left behind", n),
+        Err(err) => eprintln!("privsep-monitor: {}", err),
+    }
     for (path, file) in socket_files {
         let _ = socket::remove_socket_file(&path, file);
     }

@@ -1342,6 +1342,43 @@ pub fn die_with_parent(parent: u32) -> SysResult<()> {
     Ok(())
 }
 
+/// Descendants orphaned below this process become its children (PR_SET_CHILD_SUBREAPER), as
+/// they would become init's: the monitor can end them when the program ends.
+pub fn become_subreaper() -> SysResult<()> {
+    #[cfg(target_os = "linux")]
+    // SAFETY: plain prctl.
+    cvt("prctl", unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// The pids whose parent is this process, from each `/proc/<pid>/stat`. A process that ends
+/// while the list is read is left out, or is listed as a zombie (still this process's child).
+pub fn children() -> SysResult<Vec<u32>> {
+    let me = std::process::id();
+    let dir = std::fs::read_dir("/proc").map_err(|e| SysError::new("opendir", e))?;
+    let mut pids = Vec::new();
+    for entry in dir {
+        let entry = entry.map_err(|e| SysError::new("readdir", e))?;
+        let pid = match entry.file_name().to_str().and_then(|name| name.parse::<u32>().ok()) {
+            Some(pid) => pid,
+            None => continue,
+        };
+        let stat = match std::fs::read_to_string(format!("/proc/{}/stat", pid)) {
+            Ok(stat) => stat,
+            Err(_) => continue,
+        };
+        // "pid (comm) state ppid ...": comm may hold spaces and ')', so count from the last ')'.
+        let ppid = stat
+            .rfind(')')
+            .and_then(|end| stat[end + 1..].split_whitespace().nth(1))
+            .and_then(|ppid| ppid.parse::<u32>().ok());
+        if ppid == Some(me) {
+            pids.push(pid);
+        }
+    }
+    Ok(pids)
+}
+
 /// Closes every descriptor from 3 on that is not in `keep`.
 pub fn close_all_but(keep: &[RawFd]) -> SysResult<()> {
     let mut open = Vec::new();

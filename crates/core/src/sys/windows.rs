@@ -147,6 +147,14 @@ pub fn die_by_signal(signal: i32) -> ! {
     std::process::exit(128 + signal)
 }
 
+pub fn become_subreaper() -> SysResult<()> {
+    unsupported("prctl")
+}
+
+pub fn children() -> SysResult<Vec<u32>> {
+    unsupported("/proc")
+}
+
 pub fn die_with_parent(_parent: u32) -> SysResult<()> {
     unsupported("prctl")
 }
