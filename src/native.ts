@@ -66,6 +66,8 @@ export interface Native {
   processToken (): ProcessToken
   /** Windows: every handle of this process that names a file. */
   openHandles (): Array<[handle: number, path: string]>
+  /** Windows, for tests: an inheritable duplicate of `fd`'s handle, never closed (a decoy a restricted child must not get). */
+  leakInheritable (fd: number): number
 }
 
 /** A Windows token as `processToken` reads it: groups and privileges with their attribute bits. */
@@ -82,7 +84,7 @@ export interface ProcessToken {
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
   { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true,
-    spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true }
+    spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true, leakInheritable: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

@@ -1,6 +1,6 @@
 // The program restricted.win.mjs runs, twice like any privsep program: elevated, it opens the
-// key (and a decoy it keeps open but never passes) and hands off; as the restricted child it
-// reports what it has as one JSON line on stdout. argv: key decoy mode [arg], where mode is
+// key and hands off (holding an inheritable handle of a decoy, which it got at descriptor 3,
+// that it never passes); as the restricted child it reports what it has as one JSON line on stdout. argv: key decoy mode [arg], where mode is
 // `exit CODE` (the child exits with CODE), `hang` (the child waits until it is ended), `wait`
 // (the parent uses exit: false and reports what it resolved with) or `unelevated` (the child
 // starts a plain Node process, which tries to hand off itself).
@@ -8,6 +8,7 @@ import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
+import path from 'node:path'
 import { cleanupPassedFiles, forkExecUnprivileged, listen, openPrivileged, restorePassedFiles } from 'privsep'
 
 // The addon itself, for what the test reads back (the token, the open handles).
@@ -21,8 +22,11 @@ restorePassedFiles()
 const keyFd = openPrivileged(key)
 const listener = listen('tcp', '127.0.0.1:0')
 if (!child) {
-  const decoyFd = fs.openSync(decoy, 'r') // open in the parent, inheritable as libuv opens files
-  line({ role: 'parent', pid: process.pid, elevated: addon.processToken().elevated, decoyFd })
+  // Node makes what it inherited not inheritable at start: the decoy is made inheritable again,
+  // as a native addon's handle could be. Only the explicit handle list keeps it from the child.
+  const decoyHandle = addon.leakInheritable(3)
+  const decoyHeld = addon.openHandles().some(([handle, name]) => handle === decoyHandle && name.toLowerCase().endsWith(path.basename(decoy).toLowerCase()))
+  line({ role: 'parent', pid: process.pid, elevated: addon.processToken().elevated, decoyHeld })
   const result = await forkExecUnprivileged({ user: os.userInfo().username, exit: mode !== 'wait' })
   line({ role: 'parent', result, env: protocol() })
   process.exit(0)

@@ -36,9 +36,15 @@ function files () {
   return { dir, key, decoy, secret: fs.readFileSync(key, 'utf8') }
 }
 
-/** Starts the fixture; resolves with its exit status and the JSON lines it wrote (each also given to `onLine`). */
+/**
+ * Starts the fixture; resolves with its exit status and the JSON lines it wrote (each also
+ * given to `onLine`). The fixture gets the decoy open at its descriptor 3: an inheritable
+ * handle (as a handle a process inherited stays), which its own child must not get.
+ */
 function run (f, mode, arg, { onLine } = {}) {
-  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const decoy = fs.openSync(f.decoy, 'r')
+  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: ['ignore', 'pipe', 'pipe', decoy] })
+  fs.closeSync(decoy)
   const lines = []
   let pending = ''
   let stderr = ''
@@ -94,7 +100,9 @@ test('the restricted child has Administrators deny-only and reads the key throug
 test('the child inherits the key and its stdio, and no other handle of the parent', async () => {
   const f = files()
   try {
-    const child = childOf(await run(f, 'exit', '0'))
+    const result = await run(f, 'exit', '0')
+    assert.equal(result.lines[0].decoyHeld, true, 'the parent holds the decoy open')
+    const child = childOf(result)
     const named = (file) => child.handles.filter(([, name]) => name.toLowerCase().endsWith(path.basename(file).toLowerCase()))
     assert.equal(named(f.key).length, 1, `one handle of the key: ${JSON.stringify(child.handles)}`)
     assert.deepEqual(named(f.decoy), [], 'the decoy the parent holds open is not inherited')
@@ -132,8 +140,8 @@ test('with exit: false the parent resolves with the child\'s exit code', async (
 
 test('killing the parent ends the child (its kill-on-close job)', async () => {
   const f = files()
+  let childPid
   try {
-    let childPid
     const result = await run(f, 'hang', undefined, {
       onLine: (report, parent) => {
         if (report.role !== 'child') return
@@ -147,7 +155,8 @@ test('killing the parent ends the child (its kill-on-close job)', async () => {
     while (alive() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 50))
     assert.equal(alive(), false, `child ${childPid} outlived its parent`)
   } finally {
-    fs.rmSync(f.dir, { recursive: true, force: true })
+    if (childPid !== undefined) try { process.kill(childPid) } catch { /* ended, as it should */ }
+    fs.rmSync(f.dir, { recursive: true, force: true, maxRetries: 5 })
   }
 })
 

@@ -490,6 +490,15 @@ unsafe extern "C" fn open_handles(env: napi_env, info: napi_callback_info) -> na
     })
 }
 
+/// `leakInheritable(fd): number`: Windows, for tests: an inheritable duplicate of descriptor
+/// `fd`'s handle, never closed (a decoy a restricted child must not inherit).
+unsafe extern "C" fn leak_inheritable(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let handle = restricted::leak_inheritable(cx.int(args[0], "fd")?)?;
+        cx.create_number(handle as f64)
+    })
+}
+
 /// `close(fd): void`.
 unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -505,7 +514,7 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 17] = [
+    let functions: [(&str, napi_callback); 18] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
@@ -523,6 +532,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("exitWithChild", Some(exit_with_child)),
         ("processToken", Some(process_token)),
         ("openHandles", Some(open_handles)),
+        ("leakInheritable", Some(leak_inheritable)),
     ];
     for (name, function) in functions {
         if cx.define(exports, name, function).is_err() {

@@ -74,6 +74,12 @@ pub fn open_files() -> Result<Vec<(usize, String)>> {
     sys::open_file_handles().map_err(|e| e.about("this process's handles"))
 }
 
+/// An inheritable duplicate of descriptor `fd`'s handle, never closed: for tests, a handle
+/// the child must not inherit.
+pub fn leak_inheritable(fd: i32) -> Result<usize> {
+    sys::leak_inheritable(fd).map_err(|e| e.about(format!("fd {}", fd)))
+}
+
 /// Starts `program` with `argv` and `env` as a restricted child: Administrators and the other
 /// [`DENY_ONLY`] groups deny-only, every privilege but SeChangeNotify removed, Medium integrity,
 /// in a kill-on-close job. The files of `passed` (this process's CRT descriptors, all `file`

@@ -1638,6 +1638,10 @@ pub fn open_file_handles() -> SysResult<Vec<(usize, String)>> {
     windows_only("GetHandleInformation")
 }
 
+pub fn leak_inheritable(_fd: i32) -> SysResult<usize> {
+    windows_only("DuplicateHandle")
+}
+
 pub fn spawn_restricted(
     _program: &[u16],
     _command_line: &[u16],

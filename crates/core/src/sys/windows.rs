@@ -473,6 +473,13 @@ fn inheritable(handle: ffi::HANDLE) -> SysResult<Handle> {
     Ok(Handle(copy))
 }
 
+/// An inheritable duplicate of the handle behind CRT descriptor `fd`, left open: what a
+/// native addon or an embedder may hold, which a restricted child must not get (a test's
+/// decoy: Node itself marks every handle it inherited not inheritable at start).
+pub fn leak_inheritable(fd: i32) -> SysResult<usize> {
+    Ok(inheritable(crt_handle(fd)?)?.into_raw() as usize)
+}
+
 /// The CRT flags for a handle of this type (as libuv sets them).
 fn crt_flags(handle: ffi::HANDLE) -> u8 {
     // SAFETY: `handle` is ours.
