@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
-import { cleanupPassedFiles, forkExecUnprivileged, listen, openPrivileged, restorePassedFiles } from 'privsep'
+import { cleanupPassedFiles, forkExecUnprivileged, listen, openPrivileged, requestFile, restorePassedFiles } from 'privsep'
 
 // The addon itself, for what the test reads back (the token, the open handles).
 const addon = createRequire(import.meta.url)('privsep-win32-x64-msvc')
@@ -49,6 +49,7 @@ const report = {
   keyByPath,
   listener: { host: listener.host, port: listener.port, fd: listener.fd },
   env: protocol(),
+  broker: await requestFile(key).then(() => 'granted', (err) => err.code),
   token: addon.processToken(),
   handles: addon.openHandles()
 }

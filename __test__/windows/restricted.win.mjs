@@ -91,6 +91,7 @@ test('the restricted child has Administrators deny-only and reads the key throug
     assert.equal(child.token.elevated, false)
     assert.deepEqual(child.env, [], 'the protocol variables are gone from process.env')
     assert.equal(child.listener.fd, undefined, 'the child binds its listeners itself')
+    assert.equal(child.broker, 'ERR_PRIVSEP_BROKER_CLOSED', 'no broker on Windows')
     assert.equal(result.code, 0, result.stderr)
   } finally {
     fs.rmSync(f.dir, { recursive: true, force: true })
