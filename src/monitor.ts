@@ -167,6 +167,11 @@ export function supervisingChild (): boolean {
   return supervised !== undefined
 }
 
+/** Sets (a pid) or clears (undefined) the child this process waits for: src/windows.ts. */
+export function markSupervised (pid: number | undefined): void {
+  supervised = pid
+}
+
 /**
  * Starts the monitor as a child of this process (report pipe at 3, description at 4, the
  * passed descriptors from 5) and returns a promise of how the program ends; meanwhile

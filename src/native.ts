@@ -58,11 +58,35 @@ export interface Native {
   close (fd: number): void
   /** A broker message decoded and encoded again (the property tests' way to the Rust decoders). */
   decodeMessage (format: 'request' | 'reply', bytes: number[]): number[]
+  /** Windows, elevated: starts the restricted child with the `file` entries at its descriptors 3..; `[pid, process, job]`. */
+  spawnRestricted (program: string, argv: string[], env: string[], passed: PassedEntry[]): [pid: number, process: number, job: number]
+  /** Windows: the child's exit code, once it ends; closes both handles. */
+  waitChild (process: number, job: number): Promise<number>
+  /** Windows: waits for the child (ignoring Ctrl+C and Ctrl+Break), then exits with its code. */
+  exitWithChild (process: number): never
+  /** Windows: this process's token. */
+  processToken (): ProcessToken
+  /** Windows: every handle of this process that names a file. */
+  openHandles (): Array<[handle: number, path: string]>
+  /** Windows, for tests: an inheritable duplicate of `fd`'s handle, never closed (a decoy a restricted child must not get). */
+  leakInheritable (fd: number): number
+}
+
+/** A Windows token as `processToken` reads it: groups and privileges with their attribute bits. */
+export interface ProcessToken {
+  /** Administrators is enabled. */
+  elevated: boolean
+  /** The integrity level's RID: 0x2000 Medium, 0x3000 High. */
+  integrity: number
+  user: string
+  groups: Array<[sid: string, attributes: number]>
+  privileges: Array<[name: string, attributes: number]>
 }
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, decodeMessage: true }
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, decodeMessage: true,
+    spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true, leakInheritable: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
 export const nativeFunctions = Object.keys(nativeNames) as ReadonlyArray<keyof Native>

@@ -6,6 +6,7 @@ import { fromNative, PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
 import { native, type BrokerRequest, type PassedEntry } from './native.js'
 import { checkOptions, execMonitor, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
+import { checkWindowsOptions, isElevated, startRestricted } from './windows.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
 
@@ -44,6 +45,12 @@ function openRegularFile (path: string): number {
     throw new PrivsepError('ERR_PRIVSEP_NOT_FILE', `openPrivileged(${path}): not a regular file`)
   }
   return fd
+}
+
+/** Closes a descriptor: on Windows a CRT descriptor of Node's, which only Node can close. */
+function closeFd (fd: number): void {
+  if (process.platform === 'win32') fs.closeSync(fd)
+  else native().close(fd)
 }
 
 /** A socket systemd passed (socket activation). */
@@ -99,7 +106,8 @@ export class Privsep {
 
   #mode (what: string): 'parent' | 'child' | 'immediate' {
     if (this.#passed) return 'child'
-    if (this.filesImmediate || process.platform === 'win32') return 'immediate'
+    if (this.filesImmediate) return 'immediate'
+    if (process.platform === 'win32') return this.#windowsMode(what)
     // Socket activation without root (User= in the unit): nothing to drop, no monitor.
     if (this.#adoptActivated() !== undefined && !isRoot()) return 'immediate'
     if (isRoot()) {
@@ -115,6 +123,21 @@ export class Privsep {
       `${what}: this process is not root and was not started by a privsep parent; ` +
       'start the program as root (it drops to the configured user itself), call restorePassedFiles() first in the child, ' +
       'or set filesImmediate for development without root')
+  }
+
+  /**
+   * Windows: an elevated process is a parent (it keeps what it opens for a restricted child);
+   * a child that has not restored yet is told to; anything else opens in-process.
+   */
+  #windowsMode (what: string): 'parent' | 'immediate' {
+    if (startedByPrivsep()) {
+      throw new PrivsepError('ERR_PRIVSEP_NO_PASSED_FILES',
+        `${what}: this process is the restricted child of a privsep parent (PRIVSEP_PID=${process.ppid}), ` +
+        'but restorePassedFiles() was not called yet: call it first thing in the child, before any listen or openPrivileged')
+    }
+    if (!isElevated()) return 'immediate'
+    if (this.#spawned) throw new PrivsepError('ERR_PRIVSEP_STATE', `${what}: forkExecUnprivileged was already called in this process`)
+    return 'parent'
   }
 
   /**
@@ -137,8 +160,9 @@ export class Privsep {
     const addr = native().parseAddress(network, address)
     const key = `${network} ${addr}`
     const mode = this.#mode(`listen(${key})`)
-    if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
+    // Windows: Node binds it itself, in whichever process serves (the child, after a hand-off).
     if (process.platform === 'win32') return new Listener(network, addr, undefined)
+    if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
     const activated = this.#adoptActivated()
     if (activated !== undefined) {
       const fd = this.#claimActivated(activated, network, addr, options.name)
@@ -220,7 +244,7 @@ export class Privsep {
     }
     const passed = this.#passed
     if (!passed) return
-    for (const fd of passed.unclaimed) native().close(fd)
+    for (const fd of passed.unclaimed) closeFd(fd)
     passed.unclaimed.clear()
     passed.sockets.clear()
     passed.files.clear()
@@ -238,11 +262,7 @@ export class Privsep {
   async forkExecUnprivileged (options: ForkExecOptions): Promise<ChildExit> {
     checkOptions(options)
     if (this.filesImmediate) return { code: null, signal: null, inProcess: true }
-    if (process.platform === 'win32') {
-      throw new PrivsepError('ERR_PRIVSEP_UNSUPPORTED',
-        'forkExecUnprivileged: Windows cannot start a process as another user with passed sockets; ' +
-        'set filesImmediate = true to run in this process instead')
-    }
+    if (process.platform === 'win32') return await this.#forkExecWindows(options)
     if (this.#passed || !isRoot()) {
       const who = this.#passed || startedByPrivsep()
         ? `this process is the unprivileged child privsep started (uid ${process.getuid?.()}); only its root parent calls forkExecUnprivileged, and that already happened`
@@ -264,6 +284,26 @@ export class Privsep {
     execMonitor(kept, options, signals)
   }
 
+  /** Windows: the restricted child (src/windows.ts); this process only waits for it. */
+  async #forkExecWindows (options: ForkExecOptions): Promise<ChildExit> {
+    checkWindowsOptions(options)
+    if (this.#passed || startedByPrivsep()) {
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT',
+        'forkExecUnprivileged: this process is the restricted child privsep started; only its elevated parent calls forkExecUnprivileged, and that already happened')
+    }
+    if (!isElevated()) {
+      throw new PrivsepError('ERR_PRIVSEP_NOT_ROOT',
+        'forkExecUnprivileged: this process is not elevated (its token does not have Administrators enabled), so it has nothing to drop; ' +
+        'run it as administrator and it starts the program as a restricted child itself, or set filesImmediate = true to run in this process')
+    }
+    this.#mode('forkExecUnprivileged()')
+    if (options.exit !== false) {
+      const flushing = this.beforeHandOff?.()
+      if (flushing !== undefined) await flushing
+    }
+    return await startRestricted(this.#kept, options, () => { this.#handedOff() })
+  }
+
   /**
    * Called before this process becomes the monitor: src/index.ts flushes the process's
    * lifecycle logger here, when one was created.
@@ -272,7 +312,7 @@ export class Privsep {
 
   /** After the hand-off: this process's copies are closed; no more listen/open/fork. */
   #handedOff (): void {
-    for (const [fd] of this.#kept) native().close(fd)
+    for (const [fd] of this.#kept) closeFd(fd)
     this.#kept = []
     this.#spawned = true
   }

@@ -1,7 +1,8 @@
-// The Windows fallback, run by node.exe (under wine in `npm run test:windows`) against privsep
-// as npm installed it: the addon comes from privsep-win32-x64-msvc; listen hands Node an
-// address to bind (there is no fd to adopt); openPrivileged opens directly; there is no
-// fork/exec as another user, so forkExecUnprivileged refuses unless told to run in-process.
+// privsep on Windows in one process, run by node.exe (under wine in `npm run test:windows`)
+// against privsep as npm installed it: the addon comes from privsep-win32-x64-msvc; listen
+// hands Node an address to bind (there is no fd to adopt); openPrivileged opens directly;
+// forkExecUnprivileged refuses what Windows cannot honour, or runs in-process when told to.
+// The restricted child itself: restricted.win.mjs.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
@@ -11,7 +12,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Privsep, listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles, setFilesImmediate, privsep } from 'privsep'
+import { Privsep, listen, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles, setFilesImmediate, privsep } from 'privsep'
 
 test('runs on Windows', () => {
   assert.equal(process.platform, 'win32')
@@ -108,13 +109,15 @@ test('listen rejects a malformed address with ERR_PRIVSEP_INVALID_ARGUMENT', () 
   assert.throws(() => new Privsep().listen('sctp', '127.0.0.1:1'), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
 })
 
-test('openPrivileged opens the file directly and the caller reads it', () => {
+test('openPrivileged with filesImmediate opens the file directly and the caller reads it', () => {
+  const instance = new Privsep()
+  instance.filesImmediate = true
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-win-'))
   try {
     const file = path.join(dir, 'key.pem')
     const secret = `key ${process.pid} ${Date.now()}`
     fs.writeFileSync(file, secret)
-    const fd = openPrivileged(file)
+    const fd = instance.openPrivileged(file)
     assert.equal(typeof fd, 'number')
     assert.equal(fs.readFileSync(fd, 'utf8'), secret)
     fs.closeSync(fd)
@@ -128,19 +131,27 @@ test('openPrivileged of a missing file fails with ENOENT naming the path', () =>
   assert.throws(() => new Privsep().openPrivileged(missing), (err) => err.code === 'ENOENT' && err.message.includes(missing))
 })
 
-test('restorePassedFiles and cleanupPassedFiles do nothing: nothing is ever passed on Windows', () => {
+test('restorePassedFiles and cleanupPassedFiles do nothing in a process privsep did not start', () => {
   restorePassedFiles()
   cleanupPassedFiles()
   assert.equal(typeof listen('tcp', '127.0.0.1:0').port, 'number')
 })
 
-test('forkExecUnprivileged fails with ERR_PRIVSEP_UNSUPPORTED and starts nothing', async () => {
+test('forkExecUnprivileged as another account than this one fails with ERR_PRIVSEP_UNSUPPORTED and starts nothing', async () => {
   const before = processCount()
   assert.ok(before >= 1, 'tasklist sees this node.exe')
   await assert.rejects(new Privsep().forkExecUnprivileged({ user: 'nobody' }),
     { code: 'ERR_PRIVSEP_UNSUPPORTED', message: /Windows.*filesImmediate/s })
   await assert.rejects(forkExecUnprivileged({ user: 'nobody', exit: false }), { code: 'ERR_PRIVSEP_UNSUPPORTED' })
   assert.equal(processCount(), before, 'no process was started')
+})
+
+test('forkExecUnprivileged refuses options Windows cannot honour with ERR_PRIVSEP_UNSUPPORTED', async () => {
+  const user = os.userInfo().username
+  for (const option of [{ group: 'users' }, { umask: 0o27 }, { allow: { files: ['/x'] } }, { signals: ['SIGINT'] }, { upgradeSignal: 'SIGUSR2' }, { readyTimeoutMs: 1000 }]) {
+    await assert.rejects(new Privsep().forkExecUnprivileged({ user, ...option }),
+      { code: 'ERR_PRIVSEP_UNSUPPORTED', message: new RegExp(`options\\.${Object.keys(option)[0]}.*no meaning on Windows`) }, JSON.stringify(option))
+  }
 })
 
 test('forkExecUnprivileged with filesImmediate resolves in this process', async () => {

@@ -266,6 +266,17 @@ impl Cx {
         Ok(array)
     }
 
+    /// A plain object with these properties.
+    pub fn object(&self, fields: &[(&str, napi_value)]) -> JsResult<napi_value> {
+        let mut object = ptr::null_mut();
+        // SAFETY: `object` is valid for writes.
+        self.check(unsafe { napi_create_object(self.env, &mut object) })?;
+        for (name, value) in fields {
+            self.set(object, name, *value)?;
+        }
+        Ok(object)
+    }
+
     fn set(&self, object: napi_value, name: &str, value: napi_value) -> JsResult<()> {
         let name = CString::new(name).map_err(|_| Fail::Napi)?;
         // SAFETY: `name` is NUL-terminated; object and value belong to this env.

@@ -12,6 +12,7 @@ use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
+use privsep_core::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::spawn;
 use privsep_core::{Error, Result};
@@ -76,6 +77,24 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
     })
 }
 
+/// `[fd, kind, value][]` as protocol entries.
+fn passed_entries(cx: &Cx, array: napi_value) -> std::result::Result<Vec<Entry>, Fail> {
+    cx.elements(array, "passed")?
+        .into_iter()
+        .map(|row| {
+            let row = cx.elements(row, "passed entry")?;
+            if row.len() != 3 {
+                return Err(Fail::invalid("passed entries are [fd, kind, value]"));
+            }
+            let passed = Passed::parse(&cx.string(row[1], "kind")?, &cx.string(row[2], "value")?)?;
+            Ok(Entry {
+                fd: cx.int(row[0], "fd")?,
+                passed,
+            })
+        })
+        .collect()
+}
+
 /// `handOff({ program, argv, env, user, group?, umask?, signals, reportFd, parentPid,
 /// passed: [fd, kind, value][], allow: [kind, value][], readable: string[] }): number`: resolves the user, checks as
 /// that user that `program` can be executed and `readable` read, and returns a close-on-exec
@@ -83,21 +102,7 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
 unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let options = args[0];
-        let passed = cx
-            .elements(cx.property(options, "passed")?, "passed")?
-            .into_iter()
-            .map(|row| {
-                let row = cx.elements(row, "passed entry")?;
-                if row.len() != 3 {
-                    return Err(Fail::invalid("passed entries are [fd, kind, value]"));
-                }
-                let passed = Passed::parse(&cx.string(row[1], "kind")?, &cx.string(row[2], "value")?)?;
-                Ok(Entry {
-                    fd: cx.int(row[0], "fd")?,
-                    passed,
-                })
-            })
-            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        let passed = passed_entries(cx, cx.property(options, "passed")?)?;
         let signals = cx
             .elements(cx.property(options, "signals")?, "signals")?
             .into_iter()
@@ -376,6 +381,152 @@ unsafe extern "C" fn broker_complete(env: napi_env, _status: napi_status, data: 
     napi_delete_async_work(env, job.work);
 }
 
+/// `spawnRestricted(program, argv, env, passed: [fd, 'file', path][]): [pid, process, job]`:
+/// Windows, in an elevated process: starts the program as a restricted child with the files
+/// at its descriptors 3.. (crates/core/src/restricted.rs).
+unsafe extern "C" fn spawn_restricted(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let program = cx.string(args[0], "program")?;
+        let argv = cx.strings(args[1], "argv")?;
+        let environment = cx.strings(args[2], "env")?;
+        let passed = passed_entries(cx, args[3])?;
+        let child = restricted::spawn(&program, &argv, &environment, &passed)?;
+        cx.array(&[
+            cx.create_number(child.pid as f64)?,
+            cx.create_number(child.process as f64)?,
+            cx.create_number(child.job as f64)?,
+        ])
+    })
+}
+
+fn child_of(cx: &Cx, args: &[napi_value]) -> std::result::Result<Child, Fail> {
+    Ok(Child {
+        pid: 0,
+        process: cx.number(args[0], "process")? as usize,
+        job: cx.optional_number(args[1], "job")?.unwrap_or(0.0) as usize,
+    })
+}
+
+/// `exitWithChild(process): never`: waits for the child, ignoring Ctrl+C and Ctrl+Break (the
+/// child gets them from the console), then ends this process with the child's exit code.
+/// No JavaScript runs in this process after the call; it throws only if the wait failed.
+unsafe extern "C" fn exit_with_child(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        Err(Fail::Core(restricted::exit_with(child_of(cx, args)?)))
+    })
+}
+
+struct WaitJob {
+    child: Child,
+    deferred: napi_deferred,
+    work: napi_async_work,
+    outcome: Option<Result<u32>>,
+}
+
+/// `waitChild(process, job): Promise<number>`: the child's exit code, waited for on a libuv
+/// pool thread; both handles are closed then.
+unsafe extern "C" fn wait_child(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let child = child_of(cx, args)?;
+        let mut deferred = ptr::null_mut();
+        let mut promise = ptr::null_mut();
+        cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
+        let job = Box::into_raw(Box::new(WaitJob {
+            child,
+            deferred,
+            work: ptr::null_mut(),
+            outcome: None,
+        }));
+        let name = cx.create_string("privsep:wait")?;
+        let created = napi_create_async_work(
+            env,
+            ptr::null_mut(),
+            name,
+            Some(wait_execute),
+            Some(wait_complete),
+            job.cast(),
+            &mut (*job).work,
+        );
+        if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
+            drop(Box::from_raw(job));
+            return Err(Fail::Napi);
+        }
+        Ok(promise)
+    })
+}
+
+unsafe extern "C" fn wait_execute(_env: napi_env, data: *mut c_void) {
+    // SAFETY: `data` is the WaitJob from `wait_child`, touched only here until complete.
+    let job = &mut *(data as *mut WaitJob);
+    job.outcome = Some(
+        std::panic::catch_unwind(AssertUnwindSafe(|| restricted::wait(job.child))).unwrap_or_else(|_| {
+            Err(Error::invalid(
+                "ERR_PRIVSEP_INTERNAL",
+                "panic while waiting for the child",
+            ))
+        }),
+    );
+}
+
+unsafe extern "C" fn wait_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
+    // SAFETY: `data` is the boxed WaitJob; complete runs once, on the JS thread.
+    let job = Box::from_raw(data as *mut WaitJob);
+    let cx = Cx::new(env);
+    let outcome = match job.outcome {
+        Some(Ok(code)) => cx.create_number(code as f64),
+        Some(Err(err)) => Err(Fail::Core(err)),
+        None => Err(Fail::invalid("the wait was cancelled")),
+    };
+    match outcome {
+        Ok(value) => napi_resolve_deferred(env, job.deferred, value),
+        Err(fail) => napi_reject_deferred(env, job.deferred, cx.error(fail)),
+    };
+    napi_delete_async_work(env, job.work);
+}
+
+/// `processToken(): { elevated, integrity, user, groups: [sid, attributes][], privileges:
+/// [name, attributes][] }`: Windows, this process's token (what the tests read back).
+unsafe extern "C" fn process_token(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, _args| {
+        let token = restricted::token()?;
+        let pairs = |rows: &[(String, u32)]| {
+            let items = rows
+                .iter()
+                .map(|(name, attributes)| cx.array(&[cx.create_string(name)?, cx.create_number(*attributes as f64)?]))
+                .collect::<std::result::Result<Vec<_>, Fail>>()?;
+            cx.array(&items)
+        };
+        cx.object(&[
+            ("elevated", cx.boolean(token.elevated)?),
+            ("integrity", cx.create_number(token.integrity as f64)?),
+            ("user", cx.create_string(&token.user)?),
+            ("groups", pairs(&token.groups)?),
+            ("privileges", pairs(&token.privileges)?),
+        ])
+    })
+}
+
+/// `openHandles(): [handle, path][]`: Windows, every handle of this process that names a
+/// file (what the tests check a child inherited).
+unsafe extern "C" fn open_handles(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, _args| {
+        let rows = restricted::open_files()?
+            .iter()
+            .map(|(handle, path)| cx.array(&[cx.create_number(*handle as f64)?, cx.create_string(path)?]))
+            .collect::<std::result::Result<Vec<_>, Fail>>()?;
+        cx.array(&rows)
+    })
+}
+
+/// `leakInheritable(fd): number`: Windows, for tests: an inheritable duplicate of descriptor
+/// `fd`'s handle, never closed (a decoy a restricted child must not inherit).
+unsafe extern "C" fn leak_inheritable(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let handle = restricted::leak_inheritable(cx.int(args[0], "fd")?)?;
+        cx.create_number(handle as f64)
+    })
+}
+
 /// `close(fd): void`.
 unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -391,7 +542,7 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 13] = [
+    let functions: [(&str, napi_callback); 19] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
@@ -405,6 +556,12 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("readReport", Some(read_report)),
         ("close", Some(close)),
         ("decodeMessage", Some(decode_message)),
+        ("spawnRestricted", Some(spawn_restricted)),
+        ("waitChild", Some(wait_child)),
+        ("exitWithChild", Some(exit_with_child)),
+        ("processToken", Some(process_token)),
+        ("openHandles", Some(open_handles)),
+        ("leakInheritable", Some(leak_inheritable)),
     ];
     for (name, function) in functions {
         if cx.define(exports, name, function).is_err() {

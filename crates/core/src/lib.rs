@@ -1,7 +1,7 @@
 //! privsep's system work, with no Node in sight: listening sockets, validation of inherited
 //! descriptors, the hand-off to the monitor, spawning the program again as an unprivileged
 //! user, the monitor's process work, and the environment protocol between the root side and
-//! that child (docs/PROTOCOL.md).
+//! that child (docs/PROTOCOL.md); on Windows, the restricted child (`restricted.rs`).
 
 pub mod activation;
 pub mod broker;
@@ -13,6 +13,7 @@ pub mod notify;
 pub mod paths;
 pub mod process;
 pub mod protocol;
+pub mod restricted;
 pub mod socket;
 pub mod spawn;
 
