@@ -246,6 +246,20 @@ describe('restoring from the environment, as nobody', () => {
   immediate.filesImmediate = true
   const tcp = immediate.listen('tcp4', '127.0.0.1:0')
 
+  test('a root process with the protocol variables (crafted: its parent is no monitor) refuses the child role: ERR_PRIVSEP_ROOT_CHILD, the decoy untaken', async () => {
+    const decoy = fs.openSync('/etc/hostname', 'r')
+    try {
+      const steps = [['restore'], ['env']]
+      const env = { ...process.env, PRIVSEP_PID: String(process.pid), PRIVSEP_FDS: '1', PRIVSEP_FILES: '3=file:/etc/ssl/private/key.pem' }
+      const [restored, left] = await probe({ steps, childSteps: steps }, { env, stdio: ['ignore', 'pipe', 'pipe', decoy] })
+      assert.equal(restored.code, 'ERR_PRIVSEP_ROOT_CHILD', JSON.stringify(restored))
+      assert.match(restored.message, /PRIVSEP_PID, PRIVSEP_FDS, PRIVSEP_FILES/)
+      assert.deepEqual(left.ok, ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'], 'nothing restored, nothing unset')
+    } finally {
+      fs.closeSync(decoy)
+    }
+  })
+
   test('malformed variables: ERR_PRIVSEP_ENV_MALFORMED', async () => {
     for (const vars of [
       { PRIVSEP_FDS: '1', PRIVSEP_FILES: 'x=tcp4:127.0.0.1%3A0' },

@@ -67,6 +67,33 @@ describe('the root side after the hand-off', () => {
     assert.match(run.stderr, /ended 1 process\(es\) the program left behind/)
   })
 
+  test('the child enters its folder by path as nobody: below a folder nobody cannot search it is refused, not inherited; cwd chooses another', async () => {
+    const locked = path.join(dir, 'locked')
+    const inner = path.join(locked, 'inner')
+    fs.mkdirSync(inner, { recursive: true, mode: 0o755 })
+    fs.chmodSync(locked, 0o700)
+    fs.writeFileSync(path.join(inner, 'data.txt'), 'behind a root-only folder\n', { mode: 0o644 })
+    const refused = begin({ listen: [['tcp4', '127.0.0.1:78']], readRelative: 'data.txt' }, { cwd: inner })
+    const line = await nextWith(refused, 'parentSaw')
+    assert.equal(line.error, 'ERR_PRIVSEP_NO_ACCESS', JSON.stringify(line))
+    assert.match(line.message, /cannot enter .*inner: Permission denied/)
+    await refused.exited
+
+    const elsewhere = begin({ listen: [['tcp4', '127.0.0.1:78']], readRelative: 'data.txt', spawn: { cwd: '/' } }, { cwd: inner })
+    const ready = await nextWith(elsewhere, 'ready')
+    assert.equal(ready.cwd, '/')
+    assert.equal(ready.relative, 'ENOENT', 'the file behind the root-only folder is out of reach')
+    elsewhere.child.kill('SIGTERM')
+    assert.deepEqual(await elsewhere.exited, { code: 0, signal: null })
+
+    const open = path.join(dir, 'open')
+    fs.mkdirSync(open, { mode: 0o755 })
+    const here = begin({ listen: [['tcp4', '127.0.0.1:78']] }, { cwd: open })
+    assert.equal((await nextWith(here, 'ready')).cwd, open, 'by default, the folder it was started in')
+    here.child.kill('SIGTERM')
+    await here.exited
+  })
+
   test('timers started before the hand-off never run as root afterwards', async () => {
     const file = path.join(dir, 'interval.txt')
     const run = begin({ listen: [['tcp4', '127.0.0.1:93']], interval: file })

@@ -14,6 +14,13 @@ export interface ForkExecOptions {
   /** The child's umask, an integer in 0..0o777. Default: this process's, unchanged. */
   umask?: number
   /**
+   * The absolute path of the folder the child starts in. Default: this process's current
+   * folder. Either way the child enters it by its path as the user, after the drop, so it
+   * never inherits a folder of root's: one below a folder the user cannot search is refused
+   * (`ERR_PRIVSEP_NO_ACCESS`) rather than handed over.
+   */
+  cwd?: string
+  /**
    * Signals the monitor passes on to the child. Default `forwardedSignals`. SIGUSR1 is left
    * out on purpose: it opens Node's inspector in the child. A signal not in the list acts
    * on the monitor as on any process (SIGUSR1 is ignored).
@@ -102,6 +109,9 @@ export function signalNumbers (options: ForkExecOptions): { forwarded: number[],
   const upgrade = options.upgradeSignal === null ? 0 : number('options.upgradeSignal', options.upgradeSignal ?? 'SIGUSR2')
   const forwarded = (options.signals ?? forwardedSignals).map((name) => number('options.signals', name))
   if (forwarded.includes(upgrade)) throw invalid(`options.signals: ${String(options.upgradeSignal ?? 'SIGUSR2')} is the upgrade signal, which the monitor acts on itself`)
+  if (options.cwd !== undefined && (typeof options.cwd !== 'string' || !options.cwd.startsWith('/') || options.cwd.includes('\0'))) {
+    throw invalid(`options.cwd must be an absolute path, not ${JSON.stringify(options.cwd)}`)
+  }
   const timeout = options.readyTimeoutMs
   if (timeout !== undefined && !(Number.isInteger(timeout) && timeout > 0 && timeout < 2 ** 31)) {
     throw invalid(`options.readyTimeoutMs must be a positive integer, not ${String(timeout)}`)
@@ -130,6 +140,7 @@ function request (options: ForkExecOptions, signals: SignalNumbers, passed: Pass
     user: options.user,
     group: options.group,
     umask: options.umask,
+    cwd: options.cwd ?? process.cwd(),
     signals: signals.forwarded,
     upgradeSignal: signals.upgrade,
     readyTimeoutMs: options.readyTimeoutMs,

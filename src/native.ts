@@ -17,6 +17,8 @@ export interface HandOffRequest {
   user: string
   group?: string
   umask?: number
+  /** The absolute path of the folder the child starts in. */
+  cwd: string
   /** Signal numbers the monitor forwards. */
   signals: number[]
   /** The monitor's fd for its report, or -1. */

@@ -212,6 +212,13 @@ export class Privsep {
    */
   restorePassedFiles (): void {
     if (this.#passed) return
+    // privsep's child never runs as root: in a root process these variables were crafted or
+    // leaked, and taking the child role would trust descriptors nobody vetted.
+    if (process.platform !== 'win32' && (process.getuid?.() === 0 || process.geteuid?.() === 0) && ENV.some((name) => process.env[name] !== undefined)) {
+      throw new PrivsepError('ERR_PRIVSEP_ROOT_CHILD',
+        `restorePassedFiles(): this process runs as root but carries ${ENV.filter((name) => process.env[name] !== undefined).join(', ')}; ` +
+        "privsep's child never runs as root, so nothing is taken: unset them, and start the program as root without them")
+    }
     const restored = native().restore(process.env.PRIVSEP_PID, process.env.PRIVSEP_FDS, process.env.PRIVSEP_FILES, process.ppid)
     if (restored === null) {
       this.#mode('restorePassedFiles()')

@@ -31,7 +31,7 @@ export function checkWindowsOptions (options: ForkExecOptions): void {
       '(os.userInfo().username), or set filesImmediate = true to run in this process')
   }
   // upgradeSignal: null (no upgrades) is what Windows does anyway.
-  const steering = (['group', 'umask', 'allow', 'signals', 'upgradeSignal', 'readyTimeoutMs'] as const)
+  const steering = (['group', 'umask', 'cwd', 'allow', 'signals', 'upgradeSignal', 'readyTimeoutMs'] as const)
     .filter((key) => options[key] !== undefined && !(key === 'upgradeSignal' && options[key] === null))
   if (steering.length > 0) {
     throw unsupported(`options.${steering.join(', options.')} ${steering.length === 1 ? 'has' : 'have'} no meaning on Windows ` +

@@ -113,7 +113,8 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
         let ids = spawn::resolve(&user, group.as_deref())?;
         let program = cx.string(cx.property(options, "program")?, "program")?;
         let readable = cx.strings(cx.property(options, "readable")?, "readable")?;
-        spawn::check_access(&user, &ids, &program, &readable)?;
+        let cwd = cx.string(cx.property(options, "cwd")?, "cwd")?;
+        spawn::check_access(&user, &ids, &program, &cwd, &readable)?;
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
         let mut allow_entries = Vec::new();
         let mut allow_folders = Vec::new();
@@ -158,6 +159,7 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             ready_timeout_ms: cx
                 .optional_number(cx.property(options, "readyTimeoutMs")?, "readyTimeoutMs")?
                 .map_or(30_000, |n| n as u32),
+            cwd,
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;

@@ -49,6 +49,8 @@ pub struct Handoff {
     pub upgrade_signal: i32,
     /// How long a new generation has to call ready() before it is killed, in ms.
     pub ready_timeout_ms: u32,
+    /// The absolute path of the folder the child starts in (entered as the user).
+    pub cwd: String,
 }
 
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
@@ -88,6 +90,7 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
     out.string(&handoff.notify_socket);
     out.u32(handoff.upgrade_signal as u32);
     out.u32(handoff.ready_timeout_ms);
+    out.string(&handoff.cwd);
     out.0
 }
 
@@ -140,11 +143,15 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
     let notify_socket = r.string("notify socket")?;
     let upgrade_signal = r.u32()? as i32;
     let ready_timeout_ms = r.u32()?;
+    let cwd = r.string("cwd")?;
     if r.at != bytes.len() {
         return Err(malformed(format!("{} bytes after the last field", bytes.len() - r.at)));
     }
     if program.is_empty() || argv.is_empty() {
         return Err(malformed("no program or an empty argv".into()));
+    }
+    if !cwd.starts_with('/') {
+        return Err(malformed(format!("cwd {:?} is not absolute", cwd)));
     }
     if uid == 0 || gid == 0 {
         return Err(malformed(format!(
@@ -191,6 +198,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         notify_socket,
         upgrade_signal,
         ready_timeout_ms,
+        cwd,
     })
 }
 
@@ -358,6 +366,7 @@ mod tests {
             notify_socket: "/run/systemd/notify".into(),
             upgrade_signal: 12,
             ready_timeout_ms: 30_000,
+            cwd: "/srv/app".into(),
         }
     }
 
@@ -403,6 +412,8 @@ mod tests {
         assert!(with(|h| h.program = "a\0b".into()).contains("NUL"));
         assert!(with(|h| h.allow_folders.push("relative/".into())).contains("not absolute"));
         assert!(with(|h| h.allow.push(Passed::File("k.pem".into()))).contains("not absolute"));
+        assert!(with(|h| h.cwd = "srv".into()).contains("cwd"));
+        assert!(with(|h| h.cwd = String::new()).contains("cwd"));
     }
 
     #[test]
@@ -461,6 +472,7 @@ mod tests {
                 })
                 .collect();
             h.allow_folders = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
+            h.cwd = format!("/{}", rng.path());
             let bytes = encode(&h);
             assert_eq!(decode(&bytes).unwrap(), h);
             match decode(&rng.mutate(&bytes)) {

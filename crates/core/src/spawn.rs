@@ -36,6 +36,8 @@ pub struct Command {
     pub user: String,
     pub ids: Ids,
     pub umask: Option<u32>,
+    /// The folder the child starts in, entered by its path as the user; `None`: the parent's.
+    pub cwd: Option<String>,
     /// The child's end of the broker channel: it gets it at 3 + the number passed.
     pub channel: Option<i32>,
 }
@@ -97,11 +99,11 @@ pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
     Ok(Ids { uid, gid, groups })
 }
 
-/// Checks, as `user` with `ids`, in one forked process, that `program` can be executed and
+/// Checks, as `user` with `ids`, that `program` can be executed, the folder `cwd` entered and
 /// every path in `readable` read: the kernel's answer for that user, folders on the way
 /// included. Refuses with `ERR_PRIVSEP_NO_ACCESS` naming the user, the path and the errno.
-pub fn check_access(user: &str, ids: &Ids, program: &str, readable: &[String]) -> Result<()> {
-    let mut paths = vec![(c_string("path", program)?, true)];
+pub fn check_access(user: &str, ids: &Ids, program: &str, cwd: &str, readable: &[String]) -> Result<()> {
+    let mut paths = vec![(c_string("path", program)?, true), (c_string("path", cwd)?, true)];
     for path in readable {
         paths.push((c_string("path", path)?, false));
     }
@@ -111,21 +113,22 @@ pub fn check_access(user: &str, ids: &Ids, program: &str, readable: &[String]) -
         None => return Ok(()),
         Some(failed) => failed,
     };
-    let (path, verb) = if index == 0 {
-        (program, "execute")
-    } else {
-        (readable[index - 1].as_str(), "read")
+    let (path, verb) = match index {
+        0 => (program, "execute"),
+        1 => (cwd, "enter"),
+        _ => (readable[index - 2].as_str(), "read"),
     };
     Err(Error::invalid(
         "ERR_PRIVSEP_NO_ACCESS",
         format!(
-            "user {:?} (uid {}) cannot {} {}: {}; the child runs as that user, so give it {} access to the file and search (x) access to every folder above it",
+            "user {:?} (uid {}) cannot {} {}: {}; the child runs as that user, so give it {} access to it and search (x) access to every folder above it{}",
             user,
             ids.uid,
             verb,
             path,
             std::io::Error::from_raw_os_error(errno),
             verb,
+            if index == 1 { " (it starts in this folder: the option cwd, by default the current one)" } else { "" },
         ),
     ))
 }
@@ -158,7 +161,8 @@ pub fn spawn(command: &Command) -> Result<u32> {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).collect();
-    sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask).map_err(|e| {
+    let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
+    sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask, cwd.as_deref()).map_err(|e| {
         if sys::is_verify_failure(&e) {
             Error::invalid(
                 "ERR_PRIVSEP_PRIVILEGE_DROP",

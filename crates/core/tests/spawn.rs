@@ -15,6 +15,7 @@ fn shell(script: &str) -> Command {
         user: "nobody".into(),
         ids: spawn::resolve("nobody", None).unwrap(),
         umask: Some(0o027),
+        cwd: None,
         channel: None,
     }
 }
@@ -129,8 +130,8 @@ fn the_child_has_its_own_session_no_capabilities_and_no_new_privileges() {
 fn access_is_checked_as_the_user() {
     let ids = spawn::resolve("nobody", None).unwrap();
     let readable = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
-    spawn::check_access("nobody", &ids, "/bin/sh", &readable(&["/etc/passwd"])).unwrap();
-    let err = spawn::check_access("nobody", &ids, "/bin/sh", &readable(&["/etc/passwd", "/etc/shadow"])).unwrap_err();
+    spawn::check_access("nobody", &ids, "/bin/sh", "/", &readable(&["/etc/passwd"])).unwrap();
+    let err = spawn::check_access("nobody", &ids, "/bin/sh", "/", &readable(&["/etc/passwd", "/etc/shadow"])).unwrap_err();
     assert_eq!(err.code(), "ERR_PRIVSEP_NO_ACCESS");
     let message = err.to_string();
     assert!(
@@ -138,8 +139,10 @@ fn access_is_checked_as_the_user() {
         "{}",
         message
     );
-    let err = spawn::check_access("nobody", &ids, "/etc/passwd", &[]).unwrap_err();
+    let err = spawn::check_access("nobody", &ids, "/etc/passwd", "/", &[]).unwrap_err();
     assert!(err.to_string().contains("execute /etc/passwd"), "{}", err);
+    let err = spawn::check_access("nobody", &ids, "/bin/sh", "/root", &[]).unwrap_err();
+    assert!(err.to_string().contains("enter /root"), "{}", err);
 }
 
 /// Makes `syscall` fail with `errno` in this thread and the processes it forks (a seccomp

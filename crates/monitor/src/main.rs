@@ -272,6 +272,7 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
         user: handoff.user.clone(),
         ids: handoff.ids.clone(),
         umask: Some(handoff.umask).filter(|&m| m != privsep_core::handoff::KEEP_UMASK),
+        cwd: Some(handoff.cwd.clone()),
         channel: Some(child_end),
     });
     let _ = socket::close(child_end);

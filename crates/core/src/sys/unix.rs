@@ -348,7 +348,7 @@ pub fn group_list(name: &CStr, gid: u32) -> SysResult<Vec<u32>> {
 // ---- spawning -------------------------------------------------------------------------
 
 /// Where the child failed before exec; its index crosses the report pipe.
-const STAGES: [&str; 12] = [
+const STAGES: [&str; 13] = [
     "sigprocmask",
     "setsid",
     "fcntl",
@@ -361,6 +361,7 @@ const STAGES: [&str; 12] = [
     "capset",
     "verify",
     "execve",
+    "chdir",
 ];
 const SETSID: usize = 1;
 const FCNTL: usize = 2;
@@ -373,6 +374,7 @@ const SETUID: usize = 8;
 const CAPSET: usize = 9;
 const VERIFY: usize = 10;
 const EXECVE: usize = 11;
+const CHDIR: usize = 12;
 
 #[cfg(target_os = "linux")]
 const NSIG: c_int = 65;
@@ -380,7 +382,8 @@ const NSIG: c_int = 65;
 const NSIG: c_int = 32;
 
 /// Forks; the child starts a session of its own, moves `fds` to 3.., drops to `ids` (groups,
-/// gid, capabilities, uid, no new privileges), checks the drop, and execs. Signals stay
+/// gid, capabilities, uid, no new privileges), checks the drop, enters `cwd` as the user (by
+/// its path: no folder of root's is inherited), and execs. Signals stay
 /// blocked across the fork and the child restores default dispositions before unblocking, so
 /// no handler of this process ever runs in it. A failure before exec comes back through a
 /// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it; the
@@ -392,6 +395,7 @@ pub fn spawn_as(
     fds: &[RawFd],
     ids: &Ids,
     umask: Option<u32>,
+    cwd: Option<&CStr>,
 ) -> SysResult<u32> {
     // Everything the child touches is prepared here: after fork it may not allocate.
     let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
@@ -422,6 +426,7 @@ pub fn spawn_as(
             groups: &groups,
             seen_groups: &mut seen_groups,
             umask,
+            cwd,
             open_max,
             parent,
             dirents: &mut dirents,
@@ -501,6 +506,7 @@ struct Child<'a> {
     groups: &'a [libc::gid_t],
     seen_groups: &'a mut [libc::gid_t],
     umask: Option<u32>,
+    cwd: Option<&'a CStr>,
     open_max: c_int,
     parent: libc::pid_t,
     dirents: &'a mut [u8],
@@ -576,6 +582,9 @@ impl<'a> Child<'a> {
         }
         if let Some(mask) = self.umask {
             libc::umask(mask as libc::mode_t);
+        }
+        if let Some(dir) = self.cwd {
+            step!(CHDIR, libc::chdir(dir.as_ptr()));
         }
         #[cfg(target_os = "linux")]
         {

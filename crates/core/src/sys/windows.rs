@@ -101,6 +101,7 @@ pub fn spawn_as(
     _fds: &[i32],
     _ids: &Ids,
     _umask: Option<u32>,
+    _cwd: Option<&CStr>,
 ) -> SysResult<u32> {
     unsupported("fork")
 }
