@@ -7,7 +7,7 @@ import crypto from 'node:crypto'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, nobody, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, nobody, report, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-broker-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -109,6 +109,7 @@ describe('a hostile child speaking the protocol by hand', () => {
       const { run, ready, steps } = await broker({ steps: [['hostile', mode], ['file', key]] })
       const [hostile, after] = steps
       assert.equal(hostile.status, 0)
+      report('hostile child attempts', { tried: 1, refused: hostile.ok.cut === 1 && hostile.ok.ok === 0 ? 1 : 0, lost: hostile.ok.ok })
       assert.deepEqual({ attempts: hostile.ok.attempts, cut: hostile.ok.cut, ok: hostile.ok.ok, refused: hostile.ok.refused }, { attempts: 1, cut: 1, ok: 0, refused: 0 })
       if (mode === 'fds') assert.equal(hostile.ok.fd_closed_by_monitor, true, 'the monitor kept a descriptor the child attached')
       assert.equal(after.code, 'ERR_PRIVSEP_BROKER_CLOSED', 'the channel stays closed')
@@ -130,6 +131,11 @@ describe('a hostile child speaking the protocol by hand', () => {
     // 4 planted links, 6 odd paths, 1 listener, 1 notification as the main process, 500
     // racing requests: every one refused.
     const hostileRequests = 4 + 6 + 1 + 1 + 500
+    // For the security report: the 510 path attacks, and the listener, the notification, the
+    // flood and the burst as hostile child attempts (every refusal is one of the 512 above).
+    const refusedAll = counts.refused === hostileRequests
+    report('path attacks', { tried: 510, refused: refusedAll ? 510 : 0 })
+    report('hostile child attempts', { tried: 4, refused: (refusedAll ? 2 : 0) + (counts.ok === 2000 ? 1 : 0) + (counts.burst_sent > 0 ? 1 : 0) })
     assert.equal(counts.ok, 2000, 'the flood of allowed requests is answered one by one')
     assert.equal(counts.refused, hostileRequests, JSON.stringify(counts))
     assert.deepEqual(counts.codes.sort(), ['ERR_PRIVSEP_DENIED', 'ERR_PRIVSEP_UNSAFE_PATH'], JSON.stringify(counts.examples))

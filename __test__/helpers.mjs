@@ -123,11 +123,11 @@ export function percentEncode (text) {
 }
 
 /**
- * Counts of one adversarial class for `npm run security-report`: when PRIVSEP_REPORT names a
+ * Counts of one adversarial class for `npm run security-report`: when SECURITY_REPORT names a
  * file, appends { kind, tried, refused, lost } to it as a JSON line. `kind` is one of the
  * table's rows (bad inputs, hostile child attempts, path attacks, exhaustion cases, leak
  * checks, signal storms); `refused` counts the attempts refused or survived correctly.
  */
 export function report (kind, { tried, refused, lost = 0 }) {
-  if (process.env.PRIVSEP_REPORT) fs.appendFileSync(process.env.PRIVSEP_REPORT, JSON.stringify({ kind, tried, refused, lost }) + '\n')
+  if (process.env.SECURITY_REPORT) fs.appendFileSync(process.env.SECURITY_REPORT, JSON.stringify({ kind, tried, refused, lost }) + '\n')
 }

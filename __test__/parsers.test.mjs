@@ -22,10 +22,19 @@ const numRuns = Number(process.env.PRIVSEP_FUZZ_CASES ?? 10_000)
 const seed = process.env.PRIVSEP_FUZZ_SEED === undefined ? Date.now() % 2 ** 31 : Number(process.env.PRIVSEP_FUZZ_SEED)
 const options = { numRuns, seed }
 const counts = { tried: 0, refused: 0, lost: 0 }
+// The report counts cases (numRuns per property, whatever the seed): a case is survived when
+// every input it made was parsed to the grammar or refused with the right code.
+let cases = 0
 after(() => {
-  report('bad inputs', counts)
-  process.stdout.write(`# parsers: ${numRuns} cases per property, seed ${seed}\n`)
+  report('bad inputs', { tried: cases, refused: cases, lost: counts.lost })
+  process.stdout.write(`# parsers: ${numRuns} cases per property, seed ${seed}; ${counts.tried} hostile inputs, ${counts.refused} refused or parsed to the grammar, ${counts.lost} lost\n`)
 })
+
+/** fc.assert, counting the cases it ran. */
+function check (property, parameters) {
+  fc.assert(property, parameters)
+  cases += parameters.numRuns
+}
 
 /** The code `fn` throws, asserting it is a PrivsepError; undefined when it returns. */
 function codeOf (fn) {
@@ -92,7 +101,7 @@ const edit = (text, piece, at, remove) => {
 }
 
 test('addresses: the canonical form parses to itself, anything else is refused or parses to a canonical form', () => {
-  fc.assert(fc.property(address, noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), ([network, text], piece, at, remove) => {
+  check(fc.property(address, noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), ([network, text], piece, at, remove) => {
     assert.equal(addon.parseAddress(network, text), text)
     const edited = edit(text, piece, at, remove)
     let canonical
@@ -116,7 +125,7 @@ const afterParse = ['EBADF', 'ERR_PRIVSEP_NOT_SOCKET', 'ERR_PRIVSEP_SOCKET_TYPE'
 const ppid = 4242
 
 test('PRIVSEP_*: what the spec encodes parses, anything else is ERR_PRIVSEP_ENV_MALFORMED or _DUPLICATE', () => {
-  fc.assert(fc.property(entries, noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (list, piece, at, remove) => {
+  check(fc.property(entries, noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (list, piece, at, remove) => {
     const encoded = files(list)
     let restored
     const code = codeOf(() => { restored = addon.restore(String(ppid), String(list.length), encoded, ppid) })
@@ -137,7 +146,7 @@ test('PRIVSEP_*: what the spec encodes parses, anything else is ERR_PRIVSEP_ENV_
 })
 
 test('PRIVSEP_* numbers: digits without sign or leading zero, else ERR_PRIVSEP_ENV_MALFORMED', () => {
-  fc.assert(fc.property(noise, (text) => {
+  check(fc.property(noise, (text) => {
     const code = codeOf(() => addon.restore(text, '0', '', ppid))
     if (text === String(ppid)) return
     refusedWith(code, /^(0|[1-9][0-9]*)$/.test(text) && Number(text) < 2 ** 32 ? ['ERR_PRIVSEP_PARENT_MISMATCH'] : ['ERR_PRIVSEP_ENV_MALFORMED'])
@@ -151,7 +160,7 @@ const validNames = (text) => text === '' || text.split(':').every((n) => n.lengt
 
 test('LISTEN_FDNAMES: names the grammar allows parse, anything else is ERR_PRIVSEP_ACTIVATION_MALFORMED', () => {
   const pid = process.pid
-  fc.assert(fc.property(fc.array(fdname, { maxLength: 4 }), noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (names, piece, at, remove) => {
+  check(fc.property(fc.array(fdname, { maxLength: 4 }), noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (names, piece, at, remove) => {
     for (const text of [names.join(':'), edit(names.join(':'), piece, at, remove)]) {
       const count = text === '' ? 0 : text.split(':').length
       let found
@@ -192,7 +201,7 @@ const editBytes = (bytes, [byte, at, how]) => {
 
 for (const [format, frames] of [['request', request], ['reply', reply]]) {
   test(`broker ${format} frames: frames the spec encodes decode to themselves, edits are ERR_PRIVSEP_BROKER_MALFORMED or decode to a frame`, () => {
-    fc.assert(fc.property(frames, byteEdit, fc.uint8Array({ maxLength: 40 }), (bytes, how, random) => {
+    check(fc.property(frames, byteEdit, fc.uint8Array({ maxLength: 40 }), (bytes, how, random) => {
       assert.deepEqual(addon.decodeMessage(format, bytes), bytes)
       for (const hostile of [editBytes(bytes, how), [...random]]) {
         let again

@@ -6,6 +6,7 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
+import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -23,6 +24,39 @@ function printUnit () {
   return execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'print-service', '--user', 'nobody',
     '--runtime-directory', 'privsep-demo', '--', 'node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo',
     '--smtp-port', String(ports[0]), '--https-port', String(ports[1]), '--metrics-port', String(ports[2])], { cwd: root, encoding: 'utf8' })
+}
+
+/**
+ * HTTPS requests to the demo in a loop until `stop()`: two clients on keep-alive connections,
+ * two on a new connection each time. A keep-alive request that crosses the server's closing of
+ * an idle connection is sent again once, as RFC 9112 (9.3.1) allows (`retried`).
+ */
+function httpsLoad (port) {
+  const agent = new https.Agent({ keepAlive: true, maxSockets: 2, rejectUnauthorized: false })
+  const stats = { sent: 0, ok: 0, retried: 0, failed: [], pids: new Set() }
+  let running = true
+  const one = (keepAlive, retry = true) => new Promise((resolve) => {
+    if (retry) stats.sent++
+    const req = https.get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false, rejectUnauthorized: false }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c }).on('end', () => {
+        const pid = res.statusCode === 200 ? JSON.parse(body).pid : undefined
+        if (pid) { stats.ok++; stats.pids.add(pid) } else stats.failed.push(`${res.statusCode} ${body}`)
+        resolve()
+      }).on('error', (err) => { stats.failed.push(err.code); resolve() })
+    })
+    req.on('error', (err) => {
+      if (retry && req.reusedSocket && err.code === 'ECONNRESET') {
+        stats.retried++
+        resolve(one(keepAlive, false))
+      } else {
+        stats.failed.push(`${err.code}${req.reusedSocket ? ' (reused)' : ''}`)
+        resolve()
+      }
+    })
+  })
+  const workers = Array.from({ length: 4 }, async (_, i) => { while (running) await one(i % 2 === 0) })
+  return { stop: async () => { running = false; await Promise.all(workers); agent.destroy(); return stats } }
 }
 
 test('the printed unit passes systemd-analyze verify and scores at most 3.0 in systemd-analyze security', () => {
@@ -71,12 +105,21 @@ test('in a real systemd: start returns once the demo serves, reload upgrades it 
     }
     const renew = () => assert.equal(inside('node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo', '--renew').status, 0)
 
-    // systemctl reload: an upgrade. The new generation opens the renewed key and takes over.
+    // systemctl reload: an upgrade, under an HTTPS load (keep-alive and new connections). The
+    // new generation opens the renewed key and takes over; no request fails.
     const first = await certificate()
     renew()
+    const traffic = httpsLoad(ports[1])
+    await new Promise((resolve) => setTimeout(resolve, 300))
     assert.equal(inside('systemctl', 'reload', 'privsep-demo.service').status, 0)
     const servingTwice = /serving; read the key[\s\S]*serving; read the key/
     assert.match(await eventually(servingTwice), servingTwice, 'a second generation serves')
+    await new Promise((resolve) => setTimeout(resolve, 500))
+    const load = await traffic.stop()
+    console.log(`reload under load: ${load.sent} sent, ${load.ok} ok, ${load.retried} retried on a reused connection, ${load.failed.length} failed; pids ${[...load.pids].join(' ')}`)
+    assert.deepEqual(load.failed, [], 'every request during the reload answered whole')
+    assert.equal(load.ok, load.sent)
+    assert.equal(load.pids.size, 2, 'both generations served requests')
     let second
     for (let i = 0; i < 50 && (second = await certificate()) === first; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     assert.notEqual(second, first, 'the new generation serves the renewed certificate')

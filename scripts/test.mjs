@@ -5,8 +5,9 @@
 // The files are listed here, by name: a directory argument (`__test__/`) works on Node 20 but
 // is "Cannot find module" on Node 22 and 24, and Node 20 does not expand a glob. The CI
 // workflow runs `node scripts/test.mjs --node-only` (__test__/ci-workflow.test.mjs checks it).
-import { readdirSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { cargoSourceArgs, run } from './cargo.mjs'
 
@@ -20,5 +21,11 @@ export function nodeTestArgs () {
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   if (!process.argv.includes('--node-only')) run('cargo', ['test', '--workspace', ...cargoSourceArgs()], { cwd: root })
-  run(process.execPath, nodeTestArgs(), { cwd: root })
+  // The adversarial tests count what they tried (__test__/helpers.mjs, report()); the counts
+  // must be the ones docs/SECURITY.md publishes.
+  const report = join(mkdtempSync(join(tmpdir(), 'privsep-report-')), 'report.jsonl')
+  writeFileSync(report, '')
+  run(process.execPath, nodeTestArgs(), { cwd: root, env: { ...process.env, SECURITY_REPORT: report } })
+  run(process.execPath, [join(root, 'scripts', 'security-report.mjs'), '--check', report], { cwd: root })
+  rmSync(dirname(report), { recursive: true })
 }

@@ -74,8 +74,23 @@ pub fn socket_protocol(_fd: i32) -> SysResult<Option<Protocol>> {
     unsupported("getsockopt")
 }
 
-pub fn is_readable(_fd: i32) -> SysResult<bool> {
-    unsupported("fcntl")
+/// Whether the descriptor's handle was opened for reading: a read of 0 bytes is refused
+/// (ERROR_ACCESS_DENIED) on a handle without read access, and moves nothing otherwise.
+pub fn is_readable(fd: i32) -> SysResult<bool> {
+    let handle = crt_handle(fd)?;
+    let mut read = 0u32;
+    // SAFETY: `handle` is a synchronous file handle of this process; nothing is written to the
+    // (empty) buffer.
+    let ok = unsafe { ffi::ReadFile(handle, std::ptr::null_mut(), 0, &mut read, std::ptr::null_mut()) };
+    if ok != 0 {
+        return Ok(true);
+    }
+    let err = io::Error::last_os_error();
+    if err.raw_os_error() == Some(ffi::ERROR_ACCESS_DENIED) {
+        Ok(false)
+    } else {
+        Err(SysError::new("ReadFile", err))
+    }
 }
 
 pub fn local_address(_fd: i32) -> SysResult<Option<Address>> {
@@ -808,6 +823,7 @@ mod ffi {
     pub const INVALID_HANDLE_VALUE: HANDLE = -1isize as HANDLE;
     pub const INFINITE: u32 = 0xFFFF_FFFF;
     pub const WAIT_FAILED: u32 = 0xFFFF_FFFF;
+    pub const ERROR_ACCESS_DENIED: i32 = 5;
     pub const ERROR_INVALID_HANDLE: i32 = 6;
     pub const ERROR_INVALID_PARAMETER: i32 = 87;
 
@@ -966,6 +982,7 @@ mod ffi {
         pub fn GetProcAddress(module: HANDLE, name: *const c_char) -> *mut c_void;
         pub fn GetStdHandle(which: u32) -> HANDLE;
         pub fn GetFileType(handle: HANDLE) -> u32;
+        pub fn ReadFile(handle: HANDLE, buffer: *mut c_void, len: u32, read: *mut u32, overlapped: *mut c_void) -> BOOL;
         pub fn GetFileInformationByHandle(handle: HANDLE, info: *mut BY_HANDLE_FILE_INFORMATION) -> BOOL;
         pub fn GetFinalPathNameByHandleW(handle: HANDLE, path: *mut u16, len: u32, flags: u32) -> u32;
         pub fn GetHandleInformation(handle: HANDLE, flags: *mut u32) -> BOOL;
