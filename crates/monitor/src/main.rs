@@ -107,6 +107,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // when every child has (ending earlier would SIGKILL a drain through the death signal).
     let mut draining: Vec<u32> = Vec::new();
     let mut ended: Option<ExitStatus> = None;
+    // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
+    let mut stopping = false;
     let mut generations = 1;
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
@@ -154,6 +156,13 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             } else {
                 if signal == SIGTERM || signal == SIGINT {
                     say("STOPPING=1");
+                    stopping = true;
+                    // Once ready, it would take over and serve on: the stop would be lost.
+                    if let Some((g, _)) = next.take() {
+                        let _ = process::send(g.pid, SIGTERM);
+                        draining.push(g.pid);
+                        g.close();
+                    }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
                 // its pid may be another process's by then).
@@ -204,7 +213,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             late.close();
             say("READY=1");
         }
-        if upgrade && next.is_some() {
+        if upgrade && (stopping || ended.is_some()) {
+            eprintln!("privsep-monitor: the program is stopping: no upgrade");
+        } else if upgrade && next.is_some() {
             eprintln!("privsep-monitor: an upgrade is under way already");
         } else if upgrade {
             say("RELOADING=1");
