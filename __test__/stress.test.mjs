@@ -4,12 +4,13 @@
 // leave the monitor's and the child's descriptors and memory where they were; a burst of 1,000
 // signals at the monitor upgrades one generation at a time and ends with the child's status.
 import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, fixtures, nobody, report, secretFile, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, fixtures, nobody, report, runToEnd, secretFile, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-stress-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -194,5 +195,91 @@ describe('signal storms', () => {
     if (typeof ended === 'object' && ended.code === 7) counts.signals.refused += 2
     assert.deepEqual(ended, { code: 7, signal: null })
     assert.equal(await held, `uid ${nobody.uid}`, 'the connection in flight was served by the draining generation')
+  })
+})
+
+/** Counts one limit case, then asserts it. */
+function exhaustionCase (what, ok, detail) {
+  counts.exhaustion.tried++
+  if (ok) counts.exhaustion.refused++
+  assert.ok(ok, `${what}: ${detail}`)
+}
+
+/** The port of the listener `pid` holds (the monitor's and the child's are the same socket). */
+function portOf (pid) {
+  const inodes = fs.readdirSync(`/proc/${pid}/fd`).map((fd) => fs.readlinkSync(`/proc/${pid}/fd/${fd}`))
+  const tcp = fs.readFileSync('/proc/net/tcp', 'utf8').split('\n').slice(1).map((l) => l.trim().split(/\s+/))
+  return parseInt(tcp.find((r) => r[3] === '0A' && inodes.includes(`socket:[${r[9]}]`))[1].split(':')[1], 16)
+}
+
+describe('exhaustion', () => {
+  test('the user at its process limit (RLIMIT_NPROC 0, set before the hand-off): ERR_PRIVSEP_PROCESS_LIMIT, nothing runs', async () => {
+    for (const exit of [true, false]) {
+      const run = begin({ listen: [['tcp4', '127.0.0.1:0']], nproc: 0, spawn: { exit } })
+      const ended = await run.exited
+      await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
+      const started = run.all.filter((l) => 'started' in l)
+      // As the monitor (exit: true) the code is on stderr and the status is 126, the shell's
+      // "not executable"; as the monitor's parent (exit: false) it is the rejection's code.
+      const code = exit ? run.stderr.match(/privsep-monitor: (ERR_PRIVSEP_\w+)/)?.[1] : run.all.find((l) => l.site)?.code
+      exhaustionCase(`RLIMIT_NPROC, exit: ${exit}`, code === 'ERR_PRIVSEP_PROCESS_LIMIT' && started.length === 0 && ended.code === (exit ? 126 : 2),
+        `${JSON.stringify(ended)} ${code} ${run.stderr}`)
+      if (exit) assert.match(run.stderr, /user "nobody" \(uid 65534\) is at its process limit \(RLIMIT_NPROC 0\).*clone: EAGAIN/)
+    }
+  })
+
+  test('the user at its process limit at an upgrade: ERR_PRIVSEP_PROCESS_LIMIT logged, the running generation serves on', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:0']] })
+    const { pid } = await nextWith(run, 'ready')
+    const fds = usage(run.child.pid).fds
+    spawnSync('prlimit', ['--pid', String(run.child.pid), '--nproc=0'])
+    process.kill(run.child.pid, 'SIGUSR2')
+    const deadline = Date.now() + 10_000
+    while (!/could not start generation 2/.test(run.stderr) && Date.now() < deadline) await sleep(50)
+    const serves = await fetchStream({ host: '127.0.0.1', port: portOf(pid) })
+    exhaustionCase('RLIMIT_NPROC at an upgrade', /could not start generation 2: user "nobody".*process limit/.test(run.stderr) &&
+      serves === `uid ${nobody.uid}` && alive(pid) && usage(run.child.pid).fds === fds, run.stderr)
+    run.child.kill('SIGTERM')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
+  })
+
+  test('listen with room for one descriptor: the second listen fails with EMFILE, no socket file, nothing started', async () => {
+    const socketPath = path.join(dir, 'tight.sock')
+    const { code, signal, lines } = await runToEnd('stress.mjs', { listen: [['tcp4', '127.0.0.1:0'], ['unix', socketPath]], nofileSpare: 1 })
+    const failed = lines.find((l) => l.site)
+    exhaustionCase('listen at RLIMIT_NOFILE', failed?.site === 'listen' && failed.code === 'EMFILE' && code === 2 && signal === null &&
+      !fs.existsSync(socketPath) && !lines.some((l) => 'started' in l), JSON.stringify({ code, signal, lines }))
+  })
+
+  test('the broker at the descriptor limit: the child\'s (EMFILE, the channel stays) and the monitor\'s (EMFILE, an upgrade fails, nothing held)', async () => {
+    const run = begin({ listen: [['tcp4', '127.0.0.1:0']], files: [key] })
+    const { pid } = await nextWith(run, 'ready')
+    const monitor = run.child.pid
+
+    // The child at its limit: the kernel drops the descriptor the monitor sends.
+    const filled = await command(run, 'fill')
+    assert.equal(filled.code, 'EMFILE')
+    const childFull = await command(run, 'file', { path: key })
+    await command(run, 'release')
+    const childAfter = await command(run, 'file', { path: key })
+    exhaustionCase('requestFile with the child at its limit', childFull.code === 'EMFILE' && childAfter.file === 'ok',
+      JSON.stringify([childFull, childAfter]))
+
+    // The monitor at its limit (soft, so that it can be raised again): its open fails.
+    const before = usage(monitor).fds
+    spawnSync('prlimit', ['--pid', String(monitor), `--nofile=${before}:`])
+    const monitorFull = await command(run, 'file', { path: key })
+    exhaustionCase('requestFile with the monitor at its limit', monitorFull.code === 'EMFILE' && /Too many open files/.test(monitorFull.message),
+      JSON.stringify(monitorFull))
+    process.kill(monitor, 'SIGUSR2')
+    const deadline = Date.now() + 10_000
+    while (!/could not start generation 2/.test(run.stderr) && Date.now() < deadline) await sleep(50)
+    exhaustionCase('an upgrade with the monitor at its limit', /could not start generation 2: .*Too many open files.*generation 1 serves on/.test(run.stderr) &&
+      alive(pid) && usage(monitor).fds === before, run.stderr)
+    spawnSync('prlimit', ['--pid', String(monitor), '--nofile=1024:'])
+    assert.deepEqual(await command(run, 'file', { path: key }), { op: 'file', file: 'ok' })
+    assert.equal(usage(monitor).fds, before, 'the monitor holds no descriptor from the failed requests')
+    run.child.kill('SIGTERM')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 })
