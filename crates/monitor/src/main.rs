@@ -14,6 +14,7 @@
 //!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
 //!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
+//!    once SIGTERM or SIGINT was passed on, no generation takes over;
 //! 6. removes the unix socket files it was handed, and ends the way the child ended
 //!    (never with a core file).
 //!
