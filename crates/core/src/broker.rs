@@ -267,10 +267,10 @@ pub fn channel() -> Result<(i32, i32)> {
 /// closed unread): the caller closes the channel.
 pub fn receive_request(socket: i32) -> Result<Option<Request>> {
     let message = sys::receive_message(socket, MAX_MESSAGE).map_err(|e| e.about("the broker channel"))?;
-    if !message.fds.is_empty() {
+    if !message.fds.is_empty() || message.fds_dropped {
         return Err(malformed(&format!(
             "{} descriptor(s) attached to a request",
-            message.fds.len()
+            message.fds.len().max(1)
         )));
     }
     if message.truncated {
@@ -370,7 +370,18 @@ fn receive_reply(channel: i32) -> Result<(Reply, Option<Fd>)> {
     if message.truncated {
         return Err(malformed("a reply that was cut short"));
     }
-    let reply = decode_reply(&message.bytes)?;
+    let mut reply = decode_reply(&message.bytes)?;
+    if message.fds_dropped && message.fds.is_empty() && reply.status == Status::Ok {
+        // The kernel dropped the descriptor: this process is at its limit. The channel is
+        // fine; this one request failed.
+        reply = Reply {
+            id: reply.id,
+            status: Status::Failed,
+            errno: sys::EMFILE,
+            code: "ERR_PRIVSEP_OS".to_string(),
+            message: "recvmsg: the monitor sent the descriptor, but this process is at its descriptor limit (RLIMIT_NOFILE) and the kernel dropped it".to_string(),
+        };
+    }
     // A granted file or listener comes with its descriptor, a notification with none: the
     // request decides (`await_reply`); a refusal never carries one.
     if message.fds.len() > 1 || (reply.status != Status::Ok && !message.fds.is_empty()) {

@@ -134,8 +134,9 @@ pub fn check_access(user: &str, ids: &Ids, program: &str, cwd: &str, readable: &
 }
 
 /// Forks and execs `command` as its user; returns the child's pid once exec has succeeded.
-/// Fails, with nothing left running, if any step before exec fails, or root could still be
-/// regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`).
+/// Fails, with nothing left running, if any step before exec fails, root could still be
+/// regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`), or the user may have no more
+/// processes (`ERR_PRIVSEP_PROCESS_LIMIT`).
 pub fn spawn(command: &Command) -> Result<u32> {
     let program = c_string("program", &command.program)?;
     let argv = command
@@ -167,6 +168,12 @@ pub fn spawn(command: &Command) -> Result<u32> {
             Error::invalid(
                 "ERR_PRIVSEP_PRIVILEGE_DROP",
                 format!("the child as user {:?} could still regain root or a capability after dropping privileges; it was stopped before exec", command.user),
+            )
+        } else if sys::is_process_limit(&e) {
+            let limit = sys::process_limit().map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+            Error::invalid(
+                "ERR_PRIVSEP_PROCESS_LIMIT",
+                format!("user {:?} (uid {}) is at its process limit (RLIMIT_NPROC {}): the child, as that user, could not fork ({}: EAGAIN), so the program would fail at its first thread; it was stopped before exec. Raise the limit (LimitNPROC= in the unit, ulimit -u) or end some of the user's processes", command.user, command.ids.uid, limit, e.syscall),
             )
         } else {
             let syscall = e.syscall;

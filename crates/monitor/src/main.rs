@@ -14,6 +14,7 @@
 //!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
 //!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
+//!    once SIGTERM or SIGINT was passed on, no generation takes over;
 //! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants),
 //!    removes the unix socket files it was handed, and ends the way the child ended (never
 //!    with a core file).
@@ -109,6 +110,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // when every child has (ending earlier would SIGKILL a drain through the death signal).
     let mut draining: Vec<u32> = Vec::new();
     let mut ended: Option<ExitStatus> = None;
+    // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
+    let mut stopping = false;
     let mut generations = 1;
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
@@ -156,6 +159,13 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             } else {
                 if signal == SIGTERM || signal == SIGINT {
                     say("STOPPING=1");
+                    stopping = true;
+                    // Once ready, it would take over and serve on: the stop would be lost.
+                    if let Some((g, _)) = next.take() {
+                        let _ = process::send(g.pid, SIGTERM);
+                        draining.push(g.pid);
+                        g.close();
+                    }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
                 // its pid may be another process's by then).
@@ -206,7 +216,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             late.close();
             say("READY=1");
         }
-        if upgrade && next.is_some() {
+        if upgrade && (stopping || ended.is_some()) {
+            eprintln!("privsep-monitor: the program is stopping: no upgrade");
+        } else if upgrade && next.is_some() {
             eprintln!("privsep-monitor: an upgrade is under way already");
         } else if upgrade {
             say("RELOADING=1");

@@ -348,7 +348,7 @@ pub fn group_list(name: &CStr, gid: u32) -> SysResult<Vec<u32>> {
 // ---- spawning -------------------------------------------------------------------------
 
 /// Where the child failed before exec; its index crosses the report pipe.
-const STAGES: [&str; 13] = [
+const STAGES: [&str; 14] = [
     "sigprocmask",
     "setsid",
     "fcntl",
@@ -362,6 +362,8 @@ const STAGES: [&str; 13] = [
     "verify",
     "execve",
     "chdir",
+    // The process-limit probe: a fork as the user (raw clone on Linux).
+    "clone",
 ];
 const SETSID: usize = 1;
 const FCNTL: usize = 2;
@@ -375,6 +377,7 @@ const CAPSET: usize = 9;
 const VERIFY: usize = 10;
 const EXECVE: usize = 11;
 const CHDIR: usize = 12;
+const PROBE: usize = 13;
 
 #[cfg(target_os = "linux")]
 const NSIG: c_int = 65;
@@ -463,6 +466,20 @@ pub fn spawn_as(
 /// True when a spawn failed at the post-drop check: root could still be regained.
 pub fn is_verify_failure(err: &SysError) -> bool {
     err.syscall == STAGES[VERIFY]
+}
+
+/// True when the child, as the user, could not fork: the user is at its process limit.
+pub fn is_process_limit(err: &SysError) -> bool {
+    err.syscall == STAGES[PROBE] && err.err.raw_os_error() == Some(libc::EAGAIN)
+}
+
+/// This process's RLIMIT_NPROC (soft), or None without one.
+pub fn process_limit() -> Option<u64> {
+    // SAFETY: all-zero is a valid rlimit; getrlimit writes it.
+    let mut limit: libc::rlimit = unsafe { mem::zeroed() };
+    // SAFETY: `limit` is valid for writes.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) };
+    (got == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then(|| limit.rlim_cur as u64)
 }
 
 /// Reads until `buf` is full or end of file; returns how much was read.
@@ -580,6 +597,11 @@ impl<'a> Child<'a> {
         if !self.dropped() {
             return (VERIFY, libc::EPERM);
         }
+        // Root becomes a user at its process limit (RLIMIT_NPROC) unhindered: setuid and exec
+        // succeed while root still holds its capabilities, and the program would then fail at
+        // its first thread. One fork as the user, ended at once, says whether it may have
+        // one more process.
+        step!(PROBE, probe_process_limit());
         if let Some(mask) = self.umask {
             libc::umask(mask as libc::mode_t);
         }
@@ -699,6 +721,27 @@ unsafe fn for_each_open_fd(buf: &mut [u8], mut each: impl FnMut(c_int) -> bool) 
     }
     libc::close(dir);
     Some(ok)
+}
+
+/// Forks a process that exits at once, and reaps it: -1 (errno EAGAIN) when this process's
+/// user may have no more processes. On Linux a raw clone, so no `pthread_atfork` handler runs.
+///
+/// # Safety
+/// As for [`Child::run`].
+unsafe fn probe_process_limit() -> c_int {
+    #[cfg(target_os = "linux")]
+    let pid = libc::syscall(libc::SYS_clone, libc::SIGCHLD as libc::c_long, 0, 0, 0, 0) as libc::pid_t;
+    #[cfg(not(target_os = "linux"))]
+    let pid = libc::fork();
+    if pid == 0 {
+        libc::_exit(0);
+    }
+    if pid < 0 {
+        return -1;
+    }
+    let mut status: c_int = 0;
+    while libc::waitpid(pid, &mut status, 0) < 0 && errno() == libc::EINTR {}
+    0
 }
 
 #[cfg(target_os = "linux")]
@@ -969,6 +1012,7 @@ pub const SIGPIPE: c_int = libc::SIGPIPE;
 pub const SIGUSR1: c_int = libc::SIGUSR1;
 pub const SIGTERM: c_int = libc::SIGTERM;
 pub const SIGINT: c_int = libc::SIGINT;
+pub const EMFILE: i32 = libc::EMFILE;
 pub const SIGKILL: c_int = libc::SIGKILL;
 
 /// A set of signals, and the thread's mask swapped for it.
@@ -1209,6 +1253,9 @@ pub struct Message {
     pub bytes: Vec<u8>,
     pub fds: Vec<Fd>,
     pub truncated: bool,
+    /// Descriptors were sent that this process could not take (MSG_CTRUNC): at its
+    /// descriptor limit, the kernel drops them.
+    pub fds_dropped: bool,
 }
 
 /// Receives one message of at most `max` bytes; more is reported as `truncated`.
@@ -1260,9 +1307,15 @@ pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
     for fd in &fds {
         set_cloexec(fd.as_raw_fd())?; // Linux did it already: MSG_CMSG_CLOEXEC
     }
-    let truncated = n > max || msg.msg_flags & (libc::MSG_TRUNC | libc::MSG_CTRUNC) != 0;
+    let truncated = n > max || msg.msg_flags & libc::MSG_TRUNC != 0;
+    let fds_dropped = msg.msg_flags & libc::MSG_CTRUNC != 0;
     bytes.truncate(n.min(max));
-    Ok(Message { bytes, fds, truncated })
+    Ok(Message {
+        bytes,
+        fds,
+        truncated,
+        fds_dropped,
+    })
 }
 
 pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {

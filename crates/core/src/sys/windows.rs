@@ -125,6 +125,14 @@ pub fn is_verify_failure(_err: &SysError) -> bool {
     false
 }
 
+pub fn is_process_limit(_err: &SysError) -> bool {
+    false
+}
+
+pub fn process_limit() -> Option<u64> {
+    None
+}
+
 pub fn access_as(_ids: &Ids, _paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
     unsupported("fork")
 }
@@ -144,6 +152,7 @@ pub const SIGUSR1: i32 = 10;
 pub const SIGTERM: i32 = 15;
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
+pub const EMFILE: i32 = 24;
 
 pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
@@ -173,6 +182,7 @@ pub struct Message {
     pub bytes: Vec<u8>,
     pub fds: Vec<Fd>,
     pub truncated: bool,
+    pub fds_dropped: bool,
 }
 
 pub fn receive_message(_socket: i32, _max: usize) -> SysResult<Message> {
