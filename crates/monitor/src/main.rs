@@ -138,9 +138,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     if pid == current.pid {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
-                            let _ = process::send(g.pid, SIGTERM);
-                            draining.push(g.pid);
-                            g.close();
+                            g.retire(&mut draining);
                         }
                     }
                     draining.retain(|&d| d != pid);
@@ -162,9 +160,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     stopping = true;
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
-                        let _ = process::send(g.pid, SIGTERM);
-                        draining.push(g.pid);
-                        g.close();
+                        g.retire(&mut draining);
                     }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
@@ -190,9 +186,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
-                    let _ = process::send(current.pid, SIGTERM);
-                    draining.push(current.pid);
-                    std::mem::replace(&mut current, new).close();
+                    std::mem::replace(&mut current, new).retire(&mut draining);
                     say("READY=1");
                 }
                 Served::Closed => {
@@ -211,9 +205,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 late.number, current.number
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
-            let _ = process::send(late.pid, SIGTERM);
-            draining.push(late.pid);
-            late.close();
+            late.retire(&mut draining);
             say("READY=1");
         }
         if upgrade && (stopping || ended.is_some()) {
@@ -259,6 +251,13 @@ struct Generation {
 }
 
 impl Generation {
+    /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`.
+    fn retire(self, draining: &mut Vec<u32>) {
+        let _ = process::send(self.pid, SIGTERM);
+        draining.push(self.pid);
+        self.close();
+    }
+
     fn close(self) {
         if let Some(fd) = self.channel {
             let _ = socket::close(fd);
