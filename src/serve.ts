@@ -28,6 +28,8 @@ interface Http2SessionLike {
 interface Response {
   shouldKeepAlive: boolean
   headersSent: boolean
+  /** Node closes the connection after this response (set with its head). */
+  _last: boolean
   once: (event: 'finish', fn: () => void) => unknown
 }
 interface Request {
@@ -38,14 +40,22 @@ interface HttpSocket {
   _httpMessage?: Response | null
 }
 
+/** How long after the stop an idle kept-alive HTTP/1 connection is left for its next request. */
+const keptAliveMs = 500
+
+/** No response in flight on this HTTP/1 socket. */
+function idle (socket: Socket): boolean {
+  return (socket as unknown as HttpSocket)._httpMessage == null
+}
+
 /**
  * Listens on `listener` and ties `server` to `host`'s shutdown: every accepted connection is
  * registered under `{ protocol, listener: name }` from accept on (TLS servers too: the TCP
  * socket, so a handshake still running at the stop is waited for). On shutdown it stops accepting
- * (`server.close()`); for HTTP/1 it closes idle keep-alive connections (not new ones that
- * have had no request yet), marks responses in flight `Connection: close`, and handles a
+ * (`server.close()`); for HTTP/1 it marks responses in flight `Connection: close`, handles a
  * request that still arrives on an open connection with `Connection: close` (as Go's
- * `Shutdown`; the handler sees `shutdown` aborted); for HTTP/2 it sends GOAWAY
+ * `Shutdown`; the handler sees `shutdown` aborted), and closes kept-alive connections still
+ * idle 500 ms after the stop (not new ones that have had no request yet); for HTTP/2 it sends GOAWAY
  * (`session.close()`) on every session. What stays open is closed by the registry when
  * `context` aborts. Resolves once listening.
  */
@@ -87,24 +97,33 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
   const closeAfter = (req: Request, res: Response): void => {
     if (req.httpVersionMajor !== 1) return
     const before = last.get(req.socket)
-    if (before !== undefined && !before.headersSent) before.shouldKeepAlive = true
+    // A response still ahead of this one on the connection must not close it: this one does.
+    // If its head already said close, the connection stays open for this one all the same.
+    if (before !== undefined && (req.socket as unknown as HttpSocket)._httpMessage !== res) {
+      if (!before.headersSent) before.shouldKeepAlive = true
+      else before._last = false
+    }
     res.shouldKeepAlive = false
   }
 
   const stop = (): void => {
     const log = connections.loggerFor(protocol, name)
-    server.close()
+    // net.Server's close: it stops accepting. http.Server's own also closes every idle
+    // kept-alive connection at once, which the lines below do more carefully.
+    process.getBuiltinModule('node:net').Server.prototype.close.call(server)
     // As Go's Shutdown: a request that still arrives on an open connection is handled, and
     // its response closes the connection. Another process may serve the same listener (an
     // upgrade's new generation), so a request refused here would be a request lost.
     server.prependListener('request', closeAfter)
-    // A connection whose first request has not arrived is not in `last`: it is spared (as
-    // Go spares new ones), since closing it would reset a client that did nothing wrong.
-    for (const [socket, res] of last) {
-      if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() // idle
-      else if (!res.headersSent) res.shouldKeepAlive = false
-      // Its head already promised keep-alive: close it once nothing more is in flight.
-      else res.once('finish', () => { if ((socket as unknown as HttpSocket)._httpMessage == null) socket.destroy() })
+    // Responses in flight whose head is not written yet say Connection: close.
+    for (const [socket, res] of last) if (!idle(socket) && !res.headersSent) res.shouldKeepAlive = false
+    // Kept-alive connections stay a moment: a client using one sends its next request within
+    // it, answered with Connection: close (above), where closing the connection now would
+    // cross that request (a reset the client has to retry). Those still idle then close. A
+    // connection whose first request has not arrived is not in `last`: it is spared (as Go
+    // spares new ones), since closing it would reset a client that did nothing wrong.
+    if (last.size > 0) {
+      setTimeout(() => { for (const [socket] of last) if (idle(socket)) socket.destroy() }, keptAliveMs).unref()
     }
     for (const session of sessions) session.close()
     log.info({ sessions: sessions.size > 0 ? sessions.size : undefined }, 'stopped accepting')
