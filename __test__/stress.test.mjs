@@ -213,17 +213,18 @@ function portOf (pid) {
 }
 
 describe('exhaustion', () => {
-  test('the user at its process limit (RLIMIT_NPROC 0, set before the hand-off): ERR_PRIVSEP_PROCESS_LIMIT, nothing runs', async () => {
+  test('the user at its process limit (RLIMIT_NPROC 0, set before the hand-off): ERR_PRIVSEP_PROCESS_LIMIT, nothing runs, no socket file left', async () => {
     for (const exit of [true, false]) {
-      const run = begin({ listen: [['tcp4', '127.0.0.1:0']], nproc: 0, spawn: { exit } })
+      const sock = path.join(dir, `nproc-${exit}.sock`)
+      const run = begin({ listen: [['tcp4', '127.0.0.1:0'], ['unix', sock]], nproc: 0, spawn: { exit } })
       const ended = await run.exited
       await new Promise((resolve) => run.child.stdout.readableEnded ? resolve() : run.child.stdout.on('close', resolve))
       const started = run.all.filter((l) => 'started' in l)
       // As the monitor (exit: true) the code is on stderr and the status is 126, the shell's
       // "not executable"; as the monitor's parent (exit: false) it is the rejection's code.
       const code = exit ? run.stderr.match(/privsep-monitor: (ERR_PRIVSEP_\w+)/)?.[1] : run.all.find((l) => l.site)?.code
-      exhaustionCase(`RLIMIT_NPROC, exit: ${exit}`, code === 'ERR_PRIVSEP_PROCESS_LIMIT' && started.length === 0 && ended.code === (exit ? 126 : 2),
-        `${JSON.stringify(ended)} ${code} ${run.stderr}`)
+      exhaustionCase(`RLIMIT_NPROC, exit: ${exit}`, code === 'ERR_PRIVSEP_PROCESS_LIMIT' && started.length === 0 && ended.code === (exit ? 126 : 2) && !fs.existsSync(sock),
+        `${JSON.stringify(ended)} ${code} socket file left: ${fs.existsSync(sock)} ${run.stderr}`)
       if (exit) assert.match(run.stderr, /user "nobody" \(uid 65534\) is at its process limit \(RLIMIT_NPROC 0\).*clone: EAGAIN/)
     }
   })

@@ -30,7 +30,6 @@ interface Response {
   headersSent: boolean
   /** Node closes the connection after this response (set with its head). */
   _last: boolean
-  once: (event: 'finish', fn: () => void) => unknown
 }
 interface Request {
   socket: Socket
@@ -52,11 +51,11 @@ function idle (socket: Socket): boolean {
  * Listens on `listener` and ties `server` to `host`'s shutdown: every accepted connection is
  * registered under `{ protocol, listener: name }` from accept on (TLS servers too: the TCP
  * socket, so a handshake still running at the stop is waited for). On shutdown it stops accepting
- * (`server.close()`); for HTTP/1 it marks responses in flight `Connection: close`, handles a
+ * (net.Server's `close()`); for HTTP/1 it marks responses in flight `Connection: close`, handles a
  * request that still arrives on an open connection with `Connection: close` (as Go's
  * `Shutdown`; the handler sees `shutdown` aborted), and closes kept-alive connections still
- * idle 500 ms after the stop (not new ones that have had no request yet); for HTTP/2 it sends GOAWAY
- * (`session.close()`) on every session. What stays open is closed by the registry when
+ * idle 500 ms after the stop (not new ones that have had no request yet); for HTTP/2 it sends
+ * GOAWAY (`session.close()`) on every session. What stays open is closed by the registry when
  * `context` aborts. Resolves once listening.
  */
 export async function serve<S extends Server> (host: ServeHost, server: S, listener: Listener, options: ServeOptions): Promise<S> {

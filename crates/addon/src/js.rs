@@ -80,6 +80,10 @@ impl Cx {
         Cx { env }
     }
 
+    pub fn env(&self) -> napi_env {
+        self.env
+    }
+
     pub fn check(&self, status: napi_status) -> JsResult<()> {
         if status == NAPI_OK {
             Ok(())

@@ -290,14 +290,6 @@ unsafe extern "C" fn decode_message(env: napi_env, info: napi_callback_info) -> 
     })
 }
 
-struct BrokerJob {
-    channel: i32,
-    request: Request,
-    deferred: napi_deferred,
-    work: napi_async_work,
-    outcome: Option<Result<i32>>,
-}
-
 /// `brokerRequest(channel, id, ['file', path] | ['listener', network, address, backlog, mode]):
 /// Promise<number>`: sends the request now (never blocking), waits for its reply on a libuv
 /// pool thread (the event loop never waits), and resolves with the checked descriptor.
@@ -330,51 +322,76 @@ unsafe extern "C" fn broker_request(env: napi_env, info: napi_callback_info) -> 
                 )),
             };
         broker::send_request(channel, &request)?;
-        let mut deferred = ptr::null_mut();
-        let mut promise = ptr::null_mut();
-        cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
-        let job = Box::into_raw(Box::new(BrokerJob {
-            channel,
-            request,
-            deferred,
-            work: ptr::null_mut(),
-            outcome: None,
-        }));
-        let name = cx.create_string("privsep:broker")?;
-        let created = napi_create_async_work(
-            env,
-            ptr::null_mut(),
-            name,
-            Some(broker_execute),
-            Some(broker_complete),
-            job.cast(),
-            &mut (*job).work,
-        );
-        if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
-            drop(Box::from_raw(job));
-            return Err(Fail::Napi);
-        }
-        Ok(promise)
+        on_pool(cx, "privsep:broker", "asking the broker", move || {
+            broker::await_reply(channel, &request).map(|fd| fd as f64)
+        })
     })
 }
 
-unsafe extern "C" fn broker_execute(_env: napi_env, data: *mut c_void) {
-    // SAFETY: `data` is the BrokerJob from `broker_request`, touched only here until complete.
-    let job = &mut *(data as *mut BrokerJob);
-    job.outcome = Some(
-        std::panic::catch_unwind(AssertUnwindSafe(|| broker::await_reply(job.channel, &job.request)))
-            .unwrap_or_else(|_| Err(Error::invalid("ERR_PRIVSEP_INTERNAL", "panic while asking the broker"))),
-    );
+/// Work for a libuv pool thread whose outcome settles a promise: a number, or an error.
+struct PoolJob {
+    task: Option<Box<dyn FnOnce() -> Result<f64> + Send>>,
+    /// What the task does, for the error of a panic or a cancelled job.
+    what: &'static str,
+    deferred: napi_deferred,
+    work: napi_async_work,
+    outcome: Option<Result<f64>>,
 }
 
-unsafe extern "C" fn broker_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
-    // SAFETY: `data` is the boxed BrokerJob; complete runs once, on the JS thread.
-    let job = Box::from_raw(data as *mut BrokerJob);
+/// Runs `task` on a libuv pool thread (the event loop never waits); the promise returned
+/// resolves with its number or rejects with its error, on the JS thread.
+unsafe fn on_pool(
+    cx: &Cx,
+    name: &str,
+    what: &'static str,
+    task: impl FnOnce() -> Result<f64> + Send + 'static,
+) -> std::result::Result<napi_value, Fail> {
+    let env = cx.env();
+    let mut deferred = ptr::null_mut();
+    let mut promise = ptr::null_mut();
+    cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
+    let job = Box::into_raw(Box::new(PoolJob {
+        task: Some(Box::new(task)),
+        what,
+        deferred,
+        work: ptr::null_mut(),
+        outcome: None,
+    }));
+    let name = cx.create_string(name)?;
+    let created = napi_create_async_work(
+        env,
+        ptr::null_mut(),
+        name,
+        Some(pool_execute),
+        Some(pool_complete),
+        job.cast(),
+        &mut (*job).work,
+    );
+    if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
+        drop(Box::from_raw(job));
+        return Err(Fail::Napi);
+    }
+    Ok(promise)
+}
+
+unsafe extern "C" fn pool_execute(_env: napi_env, data: *mut c_void) {
+    // SAFETY: `data` is the PoolJob from `on_pool`, touched only here until complete.
+    let job = &mut *(data as *mut PoolJob);
+    let what = job.what;
+    job.outcome = job.task.take().map(|task| {
+        std::panic::catch_unwind(AssertUnwindSafe(task))
+            .unwrap_or_else(|_| Err(Error::invalid("ERR_PRIVSEP_INTERNAL", format!("panic while {}", what))))
+    });
+}
+
+unsafe extern "C" fn pool_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
+    // SAFETY: `data` is the boxed PoolJob; complete runs once, on the JS thread.
+    let job = Box::from_raw(data as *mut PoolJob);
     let cx = Cx::new(env);
     let outcome = match job.outcome {
-        Some(Ok(fd)) => cx.create_number(fd as f64),
+        Some(Ok(value)) => cx.create_number(value),
         Some(Err(err)) => Err(Fail::Core(err)),
-        None => Err(Fail::invalid("the broker request was cancelled")),
+        None => Err(Fail::invalid(&format!("cancelled while {}", job.what))),
     };
     match outcome {
         Ok(value) => napi_resolve_deferred(env, job.deferred, value),
@@ -418,72 +435,15 @@ unsafe extern "C" fn exit_with_child(env: napi_env, info: napi_callback_info) ->
     })
 }
 
-struct WaitJob {
-    child: Child,
-    deferred: napi_deferred,
-    work: napi_async_work,
-    outcome: Option<Result<u32>>,
-}
-
 /// `waitChild(process, job): Promise<number>`: the child's exit code, waited for on a libuv
 /// pool thread; both handles are closed then.
 unsafe extern "C" fn wait_child(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let child = child_of(cx, args)?;
-        let mut deferred = ptr::null_mut();
-        let mut promise = ptr::null_mut();
-        cx.check(napi_create_promise(env, &mut deferred, &mut promise))?;
-        let job = Box::into_raw(Box::new(WaitJob {
-            child,
-            deferred,
-            work: ptr::null_mut(),
-            outcome: None,
-        }));
-        let name = cx.create_string("privsep:wait")?;
-        let created = napi_create_async_work(
-            env,
-            ptr::null_mut(),
-            name,
-            Some(wait_execute),
-            Some(wait_complete),
-            job.cast(),
-            &mut (*job).work,
-        );
-        if created != NAPI_OK || napi_queue_async_work(env, (*job).work) != NAPI_OK {
-            drop(Box::from_raw(job));
-            return Err(Fail::Napi);
-        }
-        Ok(promise)
+        on_pool(cx, "privsep:wait", "waiting for the child", move || {
+            restricted::wait(child).map(|code| code as f64)
+        })
     })
-}
-
-unsafe extern "C" fn wait_execute(_env: napi_env, data: *mut c_void) {
-    // SAFETY: `data` is the WaitJob from `wait_child`, touched only here until complete.
-    let job = &mut *(data as *mut WaitJob);
-    job.outcome = Some(
-        std::panic::catch_unwind(AssertUnwindSafe(|| restricted::wait(job.child))).unwrap_or_else(|_| {
-            Err(Error::invalid(
-                "ERR_PRIVSEP_INTERNAL",
-                "panic while waiting for the child",
-            ))
-        }),
-    );
-}
-
-unsafe extern "C" fn wait_complete(env: napi_env, _status: napi_status, data: *mut c_void) {
-    // SAFETY: `data` is the boxed WaitJob; complete runs once, on the JS thread.
-    let job = Box::from_raw(data as *mut WaitJob);
-    let cx = Cx::new(env);
-    let outcome = match job.outcome {
-        Some(Ok(code)) => cx.create_number(code as f64),
-        Some(Err(err)) => Err(Fail::Core(err)),
-        None => Err(Fail::invalid("the wait was cancelled")),
-    };
-    match outcome {
-        Ok(value) => napi_resolve_deferred(env, job.deferred, value),
-        Err(fail) => napi_reject_deferred(env, job.deferred, cx.error(fail)),
-    };
-    napi_delete_async_work(env, job.work);
 }
 
 /// `processToken(): { elevated, integrity, user, groups: [sid, attributes][], privileges:

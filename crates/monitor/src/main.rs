@@ -96,7 +96,13 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     }
     let signals = Signals::catch(&caught, &ignored)?;
 
-    let mut current = start(&handoff, &handoff.passed, 1)?;
+    let mut current = match start(&handoff, &handoff.passed, 1) {
+        Ok(generation) => generation,
+        Err(err) => {
+            remove_socket_files(socket_files);
+            return Err(err);
+        }
+    };
     close_files(&handoff.passed);
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
@@ -237,10 +243,15 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         Ok(n) => eprintln!("privsep-monitor: ended {} process(es) the program left behind", n),
         Err(err) => eprintln!("privsep-monitor: {}", err),
     }
-    for (path, file) in socket_files {
+    remove_socket_files(socket_files);
+    Ok(status)
+}
+
+/// Removes the unix socket files the monitor was handed, each if it is still the one bound.
+fn remove_socket_files(files: Vec<(String, (u64, u64))>) {
+    for (path, file) in files {
         let _ = socket::remove_socket_file(&path, file);
     }
-    Ok(status)
 }
 
 /// One generation of the program: the child and the monitor's end of its broker channel.
