@@ -254,7 +254,7 @@ describe('restoring from the environment, as nobody', () => {
       const [restored, left] = await probe({ steps, childSteps: steps }, { env, stdio: ['ignore', 'pipe', 'pipe', decoy] })
       assert.equal(restored.code, 'ERR_PRIVSEP_ROOT_CHILD', JSON.stringify(restored))
       assert.match(restored.message, /PRIVSEP_PID, PRIVSEP_FDS, PRIVSEP_FILES/)
-      assert.deepEqual(left.ok, ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'], 'nothing restored, nothing unset')
+      assert.deepEqual(left.ok.sort(), ['PRIVSEP_FDS', 'PRIVSEP_FILES', 'PRIVSEP_PID'], 'nothing restored, nothing unset')
     } finally {
       fs.closeSync(decoy)
     }

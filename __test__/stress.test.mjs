@@ -77,9 +77,11 @@ describe('leaks', () => {
     const { pid } = await nextWith(run, 'ready')
     const monitor = run.child.pid
     // Warm-up first, so that what is allocated once (compiled code, grown maps, the monitor's
-    // buffers) is in the baseline and only what grows with use is compared.
+    // buffers) is in the baseline and only what grows with use is compared. Two rounds of
+    // cycles: Node 24's V8 grows what it keeps resident over the first two (measured: 196 MB,
+    // then 252 MB, then within 1 MB of that for six more rounds, its heap flat throughout).
     assert.deepEqual(await command(run, 'files', { n: 1000, path: key }), { op: 'files', files: 1000, codes: {} })
-    assert.equal((await command(run, 'cycles', { n: 100_000 })).size, 0)
+    for (let round = 0; round < 2; round++) assert.equal((await command(run, 'cycles', { n: 100_000 })).size, 0)
 
     const phases = [
       ['10,000 broker requests', () => command(run, 'files', { n: 10_000, path: key }), { op: 'files', files: 10_000, codes: {} }],
