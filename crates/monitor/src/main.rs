@@ -65,7 +65,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         eprintln!("privsep-monitor: {}: what the program leaves behind is not ended", err);
     }
     let mut held = Vec::new();
-    let mut socket_files = Vec::new();
+    // Removed when this function returns, however it returns.
+    let mut socket_files = SocketFiles(Vec::new());
     for entry in &handoff.passed {
         match &entry.passed {
             Passed::File(path) => socket::validate_file(entry.fd, path)?,
@@ -74,7 +75,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 held.push((endpoint.clone(), entry.fd));
                 if let Address::Path(path) = &endpoint.address {
                     if let Some(file) = socket::socket_file(path)? {
-                        socket_files.push((path.clone(), file));
+                        socket_files.0.push((path.clone(), file));
                     }
                 }
             }
@@ -99,13 +100,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     }
     let signals = Signals::catch(&caught, &ignored)?;
 
-    let mut current = match start(&handoff, &handoff.passed, 1) {
-        Ok(generation) => generation,
-        Err(err) => {
-            remove_socket_files(socket_files);
-            return Err(err);
-        }
-    };
+    let mut current = start(&handoff, &handoff.passed, 1)?;
     close_files(&handoff.passed);
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
@@ -246,14 +241,18 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         Ok(n) => eprintln!("privsep-monitor: ended {} process(es) the program left behind", n),
         Err(err) => eprintln!("privsep-monitor: {}", err),
     }
-    remove_socket_files(socket_files);
     Ok(status)
 }
 
-/// Removes the unix socket files the monitor was handed, each if it is still the one bound.
-fn remove_socket_files(files: Vec<(String, (u64, u64))>) {
-    for (path, file) in files {
-        let _ = socket::remove_socket_file(&path, file);
+/// The unix socket files the monitor was handed (path, device and inode), removed on drop if
+/// each is still the one bound: when the program ends, or when its start fails.
+struct SocketFiles(Vec<(String, (u64, u64))>);
+
+impl Drop for SocketFiles {
+    fn drop(&mut self) {
+        for (path, file) in &self.0 {
+            let _ = socket::remove_socket_file(path, *file);
+        }
     }
 }
 
