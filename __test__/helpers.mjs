@@ -3,6 +3,8 @@
 import { spawn } from 'node:child_process'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
+import http from 'node:http'
+import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -130,4 +132,40 @@ export function percentEncode (text) {
  */
 export function report (kind, { tried, refused, lost = 0 }) {
   if (process.env.SECURITY_REPORT) fs.appendFileSync(process.env.SECURITY_REPORT, JSON.stringify({ kind, tried, refused, lost }) + '\n')
+}
+
+/**
+ * Requests to 127.0.0.1:`port` in a loop until `stop()`, which resolves with the stats: `clients`
+ * clients, half on keep-alive connections, half on a new connection each time (`secure`: HTTPS,
+ * any certificate). `answer(status, body)` is the key a good answer counts under in `answers`,
+ * undefined for a failure. Nothing is sent twice: any error, even a reset of a reused
+ * keep-alive connection, is a failure.
+ */
+export function httpLoad (port, { secure = false, clients, answer }) {
+  const { Agent, get } = secure ? https : http
+  const agent = new Agent({ keepAlive: true, maxSockets: clients / 2, rejectUnauthorized: false })
+  const stats = { sent: 0, ok: 0, failed: [], answers: new Map() }
+  let running = true
+  const one = (keepAlive) => new Promise((resolve) => {
+    stats.sent++
+    const req = get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false, rejectUnauthorized: false }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c }).on('end', () => {
+        const key = answer(res.statusCode, body)
+        if (key === undefined) {
+          stats.failed.push(`${res.statusCode} ${JSON.stringify(body)}`)
+        } else {
+          stats.ok++
+          stats.answers.set(key, (stats.answers.get(key) ?? 0) + 1)
+        }
+        resolve()
+      }).on('error', (err) => { stats.failed.push(err.code); resolve() })
+    })
+    req.on('error', (err) => {
+      stats.failed.push(`${err.code}${req.reusedSocket ? ' (reused)' : ''}`)
+      resolve()
+    })
+  })
+  const workers = Array.from({ length: clients }, async (_, i) => { while (running) await one(i % 2 === 0) })
+  return { stats, stop: async () => { running = false; await Promise.all(workers); agent.destroy(); return stats } }
 }

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
-import https from 'node:https'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import tls from 'node:tls'
 import { after, test } from 'node:test'
+import { httpLoad } from './helpers.mjs'
 
 const root = path.join(import.meta.dirname, '..')
 const container = path.join(root, '..', 'shared', 'tools', 'systemd-container')
@@ -24,33 +24,6 @@ function printUnit () {
   return execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'print-service', '--user', 'nobody',
     '--runtime-directory', 'privsep-demo', '--', 'node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo',
     '--smtp-port', String(ports[0]), '--https-port', String(ports[1]), '--metrics-port', String(ports[2])], { cwd: root, encoding: 'utf8' })
-}
-
-/**
- * HTTPS requests to the demo in a loop until `stop()`: two clients on keep-alive connections,
- * two on a new connection each time. Nothing is sent twice: any error is a failure.
- */
-function httpsLoad (port) {
-  const agent = new https.Agent({ keepAlive: true, maxSockets: 2, rejectUnauthorized: false })
-  const stats = { sent: 0, ok: 0, failed: [], pids: new Set() }
-  let running = true
-  const one = (keepAlive) => new Promise((resolve) => {
-    stats.sent++
-    const req = https.get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false, rejectUnauthorized: false }, (res) => {
-      let body = ''
-      res.on('data', (c) => { body += c }).on('end', () => {
-        const pid = res.statusCode === 200 ? JSON.parse(body).pid : undefined
-        if (pid) { stats.ok++; stats.pids.add(pid) } else stats.failed.push(`${res.statusCode} ${body}`)
-        resolve()
-      }).on('error', (err) => { stats.failed.push(err.code); resolve() })
-    })
-    req.on('error', (err) => {
-      stats.failed.push(`${err.code}${req.reusedSocket ? ' (reused)' : ''}`)
-      resolve()
-    })
-  })
-  const workers = Array.from({ length: 4 }, async (_, i) => { while (running) await one(i % 2 === 0) })
-  return { stop: async () => { running = false; await Promise.all(workers); agent.destroy(); return stats } }
 }
 
 test('the printed unit passes systemd-analyze verify and scores at most 3.0 in systemd-analyze security', () => {
@@ -103,17 +76,17 @@ test('in a real systemd: start returns once the demo serves, reload upgrades it 
     // new generation opens the renewed key and takes over; no request fails.
     const first = await certificate()
     renew()
-    const traffic = httpsLoad(ports[1])
+    const traffic = httpLoad(ports[1], { secure: true, clients: 4, answer: (status, body) => status === 200 ? JSON.parse(body).pid : undefined })
     await new Promise((resolve) => setTimeout(resolve, 300))
     assert.equal(inside('systemctl', 'reload', 'privsep-demo.service').status, 0)
     const servingTwice = /serving; read the key[\s\S]*serving; read the key/
     assert.match(await eventually(servingTwice), servingTwice, 'a second generation serves')
     await new Promise((resolve) => setTimeout(resolve, 500))
     const load = await traffic.stop()
-    console.log(`reload under load: ${load.sent} sent, ${load.ok} ok, ${load.failed.length} failed; pids ${[...load.pids].join(' ')}`)
+    console.log(`reload under load: ${load.sent} sent, ${load.ok} ok, ${load.failed.length} failed; pids ${[...load.answers.keys()].join(' ')}`)
     assert.deepEqual(load.failed, [], 'every request during the reload answered whole')
     assert.equal(load.ok, load.sent)
-    assert.equal(load.pids.size, 2, 'both generations served requests')
+    assert.equal(load.answers.size, 2, 'both generations served requests')
     let second
     for (let i = 0; i < 50 && (second = await certificate()) === first; i++) await new Promise((resolve) => setTimeout(resolve, 100))
     assert.notEqual(second, first, 'the new generation serves the renewed certificate')

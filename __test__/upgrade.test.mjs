@@ -5,10 +5,9 @@
 // start, or never becomes ready, leaves the old one serving.
 import assert from 'node:assert/strict'
 import fs from 'node:fs'
-import http from 'node:http'
 import path from 'node:path'
 import { after, afterEach, test } from 'node:test'
-import { alive, fixtures, start, tempDir } from './helpers.mjs'
+import { alive, fixtures, httpLoad, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-upgrade-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -31,37 +30,11 @@ async function readyLine (run) {
   }
 }
 
-/**
- * Requests in a loop until `stop()`: half over keep-alive connections, half each on a new one.
- * Nothing is sent again: a reset, even of a reused keep-alive connection, is a failure.
- */
-function load (port) {
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 })
-  const stats = { sent: 0, ok: 0, failed: [], answers: new Map() }
-  let running = true
-  const one = (keepAlive) => new Promise((resolve) => {
-    stats.sent++
-    const req = http.get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false }, (res) => {
-      let body = ''
-      res.on('data', (c) => { body += c }).on('end', () => {
-        if (res.statusCode === 200 && /^v\d \d+ \d+\n$/.test(body)) {
-          stats.ok++
-          const key = body.split(' ').slice(0, 2).join(' ')
-          stats.answers.set(key, (stats.answers.get(key) ?? 0) + 1)
-        } else {
-          stats.failed.push(`${res.statusCode} ${JSON.stringify(body)}`)
-        }
-        resolve()
-      }).on('error', (err) => { stats.failed.push(err.code); resolve() })
-    })
-    req.on('error', (err) => {
-      stats.failed.push(`${err.code}${req.reusedSocket ? ' (reused)' : ''}`)
-      resolve()
-    })
-  })
-  const workers = Array.from({ length: 8 }, async (_, i) => { while (running) await one(i % 2 === 0) })
-  return { stats, stop: async () => { running = false; await Promise.all(workers); agent.destroy() } }
-}
+/** 8 clients; a good answer is `version generation pid`, counted by `version generation`. */
+const load = (port) => httpLoad(port, {
+  clients: 8,
+  answer: (status, body) => status === 200 && /^v\d \d+ \d+\n$/.test(body) ? body.split(' ').slice(0, 2).join(' ') : undefined
+})
 
 test('three upgrades under load, the program changed between them: no request fails, each generation serves, old ones exit', async () => {
   write('v1')
