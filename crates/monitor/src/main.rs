@@ -25,7 +25,8 @@ use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
-use privsep_core::process::{self, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
+use privsep_core::process::{self, Queued, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
+use privsep_core::process::{UPGRADE_FAILED, UPGRADE_STOPPING, UPGRADE_UNDER_WAY};
 use privsep_core::protocol::{Entry, Passed};
 use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
@@ -117,6 +118,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
     let mut stopping = false;
     let mut generations = 1;
+    // Who queued the upgrade signal for the upgrade under way (`privsep reload`): each is told
+    // how it ended, the new generation's number or why not.
+    let mut waiting: Vec<Queued> = Vec::new();
+    let tell = |waiting: &mut Vec<Queued>, answer: i32| {
+        for sender in waiting.drain(..) {
+            sender.answer(answer);
+        }
+    };
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
     };
@@ -136,13 +145,16 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             timeout,
         )?;
         let mut upgrade = false;
-        for signal in if ready[0] { signals.take() } else { Vec::new() } {
+        let (caught, queued) = if ready[0] { signals.take() } else { (Vec::new(), Vec::new()) };
+        let mut asked: Vec<Queued> = queued.into_iter().filter(|q| q.signal == handoff.upgrade_signal).collect();
+        for signal in caught {
             if signal == SIGCHLD {
                 while let Some((pid, status)) = process::reap()? {
                     if pid == current.pid {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
                             g.retire(&mut draining);
+                            tell(&mut waiting, UPGRADE_STOPPING);
                         }
                     }
                     draining.retain(|&d| d != pid);
@@ -153,6 +165,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                             failed.number, status, current.number
                         );
                         failed.close();
+                        tell(&mut waiting, UPGRADE_FAILED);
                         say("READY=1");
                     }
                 }
@@ -165,6 +178,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
                         g.retire(&mut draining);
+                        tell(&mut waiting, UPGRADE_STOPPING);
                     }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
@@ -190,6 +204,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
+                    tell(&mut waiting, new.number as i32);
                     std::mem::replace(&mut current, new).retire(&mut draining);
                     say("READY=1");
                 }
@@ -210,12 +225,15 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
             late.retire(&mut draining);
+            tell(&mut waiting, UPGRADE_FAILED);
             say("READY=1");
         }
-        if upgrade && (stopping || ended.is_some()) {
+        if (upgrade || !asked.is_empty()) && (stopping || ended.is_some()) {
             eprintln!("privsep-monitor: the program is stopping: no upgrade");
+            tell(&mut asked, UPGRADE_STOPPING);
         } else if upgrade && next.is_some() {
             eprintln!("privsep-monitor: an upgrade is under way already");
+            tell(&mut asked, UPGRADE_UNDER_WAY);
         } else if upgrade {
             say("RELOADING=1");
             generations += 1;
@@ -223,12 +241,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Ok(generation) => {
                     let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
                     next = Some((generation, deadline));
+                    waiting.append(&mut asked);
                 }
                 Err(err) => {
                     eprintln!(
                         "privsep-monitor: could not start generation {}: {}; generation {} serves on",
                         generations, err, current.number
                     );
+                    tell(&mut asked, UPGRADE_FAILED);
                     say("READY=1");
                 }
             }
