@@ -136,6 +136,18 @@ describe('in the root parent', () => {
     })
   })
 
+  test('a unix socket path that is refused names the path in err.path', () => {
+    const file = path.join(dir, 'not-a-socket')
+    fs.writeFileSync(file, '')
+    assert.throws(() => parent.listen('unix', file), (err) => {
+      assert.ok(err instanceof PrivsepError)
+      assert.deepEqual([err.code, err.path], ['ERR_PRIVSEP_SOCKET_PATH', file])
+      return true
+    })
+    const missing = path.join(dir, 'no-folder', 'x.sock')
+    assert.throws(() => parent.listen('unix', missing), (err) => err.code === 'ENOENT' && err.path === missing)
+  })
+
   test('an unknown user or group: ERR_PRIVSEP_UNKNOWN_USER / _GROUP with how to create one, nothing spawned', async () => {
     const isPrivsepError = (code, hint) => (err) => err instanceof PrivsepError && err.code === code && hint.test(err.message)
     await assert.rejects(parent.forkExecUnprivileged({ user: 'no-such-user-here', exit: false }),

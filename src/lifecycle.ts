@@ -120,6 +120,11 @@ export class Lifecycle {
     return this.#logs.logger
   }
 
+  /** True once a logger was given or created (reading `logger` creates the default one). */
+  get hasLogger (): boolean {
+    return this.#logs.created
+  }
+
   /**
    * Runs `hook` once when shutdown starts (at once if it already has). One entry in a set,
    * not one more 'abort' listener on `shutdown`. Returns a function that removes it.
