@@ -105,8 +105,17 @@ describe('in the root parent', () => {
     fs.chmodSync(theirs, 0o777)
     throwsCode(() => parent.openPrivileged(path.join(theirs, 'key.pem')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
     throwsCode(() => parent.listen('unix', path.join(theirs, 'ctl.sock')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
-    throwsCode(() => parent.openPrivileged('/proc/self/mem'), 'ERR_PRIVSEP_UNSAFE_PATH', /procfs/)
-    throwsCode(() => parent.openPrivileged('/sys/kernel/notes'), 'ERR_PRIVSEP_UNSAFE_PATH', /sysfs/)
+    // A pid file root would write where the user can plant a symlink: refused, nothing started.
+    const planted = new Privsep()
+    fs.symlinkSync('/etc/passwd-privsep-never', path.join(theirs, 'app.pid'))
+    return planted.forkExecUnprivileged({ user: 'nobody', pidFile: path.join(theirs, 'app.pid'), exit: false }).then(
+      () => assert.fail('a pid file in a folder others can write was accepted'),
+      (err) => {
+        assert.deepEqual([err.code, err.path], ['ERR_PRIVSEP_UNSAFE_PATH', path.join(theirs, 'app.pid')])
+        assert.equal(fs.existsSync('/etc/passwd-privsep-never'), false)
+        throwsCode(() => parent.openPrivileged('/proc/self/mem'), 'ERR_PRIVSEP_UNSAFE_PATH', /procfs/)
+        throwsCode(() => parent.openPrivileged('/sys/kernel/notes'), 'ERR_PRIVSEP_UNSAFE_PATH', /sysfs/)
+      })
   })
 
   test('a terminal as a key path is refused before it is opened, so root gains no controlling terminal', async () => {

@@ -105,12 +105,15 @@ const get = (port) => new Promise((resolve, reject) => {
 
 test('privsep reload returns once the new generation serves, and fails with the reason when the upgrade fails or is refused', async () => {
   write('v1')
-  const run = begin({ address: '127.0.0.1:86', readyTimeoutMs: 1500 })
+  const pidFile = path.join(dir, 'program.pid')
+  const run = begin({ address: '127.0.0.1:86', readyTimeoutMs: 1500, pidFile })
   await readyLine(run)
   const monitor = String(run.child.pid)
-  for (const [version, generation] of [['v2', 2], ['v3', 3]]) {
+  assert.equal(fs.readFileSync(pidFile, 'utf8'), `${monitor}\n`, 'options.pidFile holds the pid to signal')
+  assert.match(run.stderr, new RegExp(`privsep: the pid to signal is ${monitor} \\(this process, which becomes privsep-monitor\\): SIGTERM stops, SIGUSR2 upgrades`))
+  for (const [version, generation, how] of [['v2', 2, ['--pid', monitor]], ['v3', 3, ['--pid-file', pidFile]]]) {
     write(version)
-    const done = await reload('--pid', monitor)
+    const done = await reload(...how)
     assert.equal(done.code, 0, done.stderr)
     assert.equal(done.stdout, `privsep reload: generation ${generation} of privsep-monitor ${monitor} serves\n`)
     // Synchronous: the very next new connection is the new generation's.
