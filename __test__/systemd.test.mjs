@@ -31,7 +31,7 @@ const ports = Array.from({ length: 3 }, (_, i) => 760 + crypto.randomInt(60) * 3
  * printed from a folder under /tmp (which the unit's PrivateTmp= hides from the service).
  */
 function printUnit () {
-  return execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'print-service', '--user', 'nobody',
+  return execFileSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'print-service', '--user', 'privsep-demo',
     '--runtime-directory', 'privsep-demo', '--', 'node', path.join(root, 'examples', 'demo.mjs'), '--dir', '/run/privsep-demo',
     '--smtp-port', String(ports[0]), '--https-port', String(ports[1]), '--metrics-port', String(ports[2])], { cwd: tmp, encoding: 'utf8' })
 }
@@ -65,6 +65,9 @@ test('in a real systemd: start returns once the demo serves, reload upgrades it 
     // The container's /etc is systemd's factory default: openssl (the demo's key) needs its config.
     put('/etc/ssl/openssl.cnf', fs.readFileSync('/etc/ssl/openssl.cnf'))
     put('/etc/systemd/system/privsep-demo.service', printUnit())
+    // The demo's own system user (under ProtectSystem=strict it cannot create it itself).
+    assert.equal(inside('useradd', '--system', '--no-create-home', '--shell', '/usr/sbin/nologin', 'privsep-demo').status, 0)
+    const demoUid = inside('id', '-u', 'privsep-demo').stdout.trim()
     assert.equal(inside('systemctl', 'daemon-reload').status, 0)
 
     const start = inside('systemctl', 'start', 'privsep-demo.service')
@@ -73,7 +76,7 @@ test('in a real systemd: start returns once the demo serves, reload upgrades it 
     const greeting = await new Promise((resolve, reject) => {
       net.connect(ports[0], '127.0.0.1').once('data', (d) => resolve(String(d))).once('error', reject)
     })
-    assert.match(greeting, /^220 privsep-demo ESMTP smtp uid=65534 /)
+    assert.match(greeting, new RegExp(`^220 privsep-demo ESMTP smtp uid=${demoUid} `))
     const main = inside('systemctl', 'show', '-p', 'MainPID', '--value', 'privsep-demo.service').stdout.trim()
     assert.equal(inside('cat', `/proc/${main}/comm`).stdout.trim(), 'privsep-monitor', 'the main process is the monitor')
 
