@@ -32,6 +32,14 @@ use privsep_core::spawn::{self, Command, ExitStatus};
 use privsep_core::{Error, Result};
 use std::time::{Duration, Instant};
 
+/// One line of the monitor's log on stderr, which the child shares: `privsep_core::log`
+/// writes it with a bounded wait or drops it, and never fails.
+macro_rules! log {
+    ($($arg:tt)*) => {
+        privsep_core::log::line(&format!("privsep-monitor: {}", format_args!($($arg)*)))
+    };
+}
+
 /// Exit code when the child could not be started (the shell's "found but not executable").
 const NOT_STARTED: i32 = 126;
 
@@ -43,7 +51,7 @@ fn main() {
             if report >= 0 {
                 let _ = process::write_all(report, &encode_report(&Report::failed(&err)));
             } else {
-                eprintln!("privsep-monitor: {}: {}", err.code(), err);
+                log!("{}: {}", err.code(), err);
             }
             std::process::exit(NOT_STARTED)
         }
@@ -62,7 +70,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     process::set_not_dumpable()?;
     if let Err(err) = process::become_subreaper() {
         // Every Linux since 3.4 has it; qemu-user's emulation does not.
-        eprintln!("privsep-monitor: {}: what the program leaves behind is not ended", err);
+        log!("{}: what the program leaves behind is not ended", err);
     }
     let mut held = Vec::new();
     // Removed when this function returns, however it returns.
@@ -148,8 +156,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     draining.retain(|&d| d != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
                         let (failed, _) = next.take().expect("next is set");
-                        eprintln!(
-                            "privsep-monitor: generation {} ended before it was ready ({:?}); generation {} serves on",
+                        log!(
+                            "generation {} ended before it was ready ({:?}); generation {} serves on",
                             failed.number, status, current.number
                         );
                         failed.close();
@@ -204,8 +212,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
             let (late, _) = next.take().expect("next is set");
-            eprintln!(
-                "privsep-monitor: generation {} was not ready in time; generation {} serves on",
+            log!(
+                "generation {} was not ready in time; generation {} serves on",
                 late.number, current.number
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
@@ -213,9 +221,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             say("READY=1");
         }
         if upgrade && (stopping || ended.is_some()) {
-            eprintln!("privsep-monitor: the program is stopping: no upgrade");
+            log!("the program is stopping: no upgrade");
         } else if upgrade && next.is_some() {
-            eprintln!("privsep-monitor: an upgrade is under way already");
+            log!("an upgrade is under way already");
         } else if upgrade {
             say("RELOADING=1");
             generations += 1;
@@ -225,8 +233,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     next = Some((generation, deadline));
                 }
                 Err(err) => {
-                    eprintln!(
-                        "privsep-monitor: could not start generation {}: {}; generation {} serves on",
+                    log!(
+                        "could not start generation {}: {}; generation {} serves on",
                         generations, err, current.number
                     );
                     say("READY=1");
@@ -238,8 +246,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // it, as systemd's control group would end it.
     match process::end_descendants() {
         Ok(0) => {}
-        Ok(n) => eprintln!("privsep-monitor: ended {} process(es) the program left behind", n),
-        Err(err) => eprintln!("privsep-monitor: {}", err),
+        Ok(n) => log!("ended {} process(es) the program left behind", n),
+        Err(err) => log!("{}", err),
     }
     Ok(status)
 }
@@ -367,7 +375,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
         Ok(Some(request)) => request,
         Ok(None) => return Served::Closed,
         Err(err) => {
-            eprintln!("privsep-monitor: closing the broker channel: {}", err);
+            log!("closing the broker channel: {}", err);
             return Served::Closed;
         }
     };
@@ -385,7 +393,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
         let _ = socket::close(fd);
     }
     if let Err(err) = sent {
-        eprintln!("privsep-monitor: closing the broker channel: {}", err);
+        log!("closing the broker channel: {}", err);
         return Served::Closed;
     }
     served
@@ -408,7 +416,7 @@ fn answer(
         Request::Upgrade { .. } => "an upgrade".to_string(),
     };
     if !policy.allows(request) {
-        eprintln!("privsep-monitor: denied the child's request for {}", what);
+        log!("denied the child's request for {}", what);
         return (Reply::denied(id, &what), None, false);
     }
     let opened = match request {
@@ -440,7 +448,7 @@ fn answer(
     match opened {
         Ok((fd, close_after)) => (Reply::ok(id), Some(fd), close_after),
         Err(err) => {
-            eprintln!("privsep-monitor: the child's request for {} failed: {}", what, err);
+            log!("the child's request for {} failed: {}", what, err);
             (Reply::failed(id, &err), None, false)
         }
     }

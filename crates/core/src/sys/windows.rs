@@ -227,6 +227,10 @@ pub fn read_to_end(_fd: i32, _max: usize) -> SysResult<Vec<u8>> {
     unsupported("read")
 }
 
+pub fn write_bounded(_fd: i32, _bytes: &[u8], _timeout_ms: u32) -> SysResult<usize> {
+    unsupported("write")
+}
+
 pub fn write_all(_fd: i32, _bytes: &[u8]) -> SysResult<()> {
     unsupported("write")
 }

@@ -1,0 +1,92 @@
+// Issue 19, hardening round 3: what the untrusted side (the child as nobody, or any other
+// process of nobody's) could do to the root monitor, each attack run for real against a real
+// monitor: its shared stderr, forged log lines, a socket that lingers, a stopped start, a
+// generation that ignores SIGTERM, a leftover held by a tracer, the mode of a unix socket.
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, afterEach, describe, test } from 'node:test'
+import { alive, fetchStream, nobody, report, start, tempDir } from './helpers.mjs'
+
+const dir = tempDir('privsep-hardening-')
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+const runs = []
+afterEach(() => {
+  for (const run of runs.splice(0)) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+})
+
+/** Starts fixtures/broker.mjs (a program as root, then as nobody) and waits for its child's ready line. */
+async function program (config, options) {
+  const run = start('broker.mjs', { listen: [['tcp4', '127.0.0.1:86']], ...config }, options)
+  runs.push(run)
+  const ready = await run.next()
+  assert.equal(ready.ready, true, JSON.stringify(ready))
+  return { run, ready }
+}
+
+/** The step reports of fixtures/broker.mjs until its `done` line. */
+async function steps (run) {
+  const out = []
+  for (;;) {
+    const line = await run.next(60_000)
+    if (line.done) return out
+    out.push(line)
+  }
+}
+
+/** SIGTERM to the monitor: it must end as its child does (exit 0), not crash. */
+async function stop (run) {
+  run.child.kill('SIGTERM')
+  return run.exited
+}
+
+describe('the monitor\'s log (T3-4, T3-7)', () => {
+  test('stderr made non-blocking and filled by the child: the monitor drops its lines and serves on (no panic, no exit 101)', async () => {
+    // A FIFO nobody reads, as root's stderr: once the child fills it, it stays full.
+    const fifo = path.join(dir, 'stderr.fifo')
+    assert.equal(spawnSync('mkfifo', ['-m', '600', fifo]).status, 0)
+    const stderr = fs.openSync(fifo, 'r+')
+    try {
+      const { run, ready } = await program({ steps: [['hostile', 'stderr-full'], ['file', '/etc/shadow']] }, { stdio: ['ignore', 'pipe', stderr] })
+      const [hostile, denied] = await steps(run)
+      assert.equal(hostile.status, 0, JSON.stringify(hostile))
+      assert.ok(hostile.ok.filled > 0, JSON.stringify(hostile.ok))
+      assert.equal(hostile.ok.refused, 2, JSON.stringify(hostile.ok))
+      assert.equal(denied.code, 'ERR_PRIVSEP_DENIED', 'the broker still answers')
+      assert.ok(hostile.ok.ms < 1000, `a denied request took ${hostile.ok.ms} ms to answer with stderr full`)
+      assert.ok(alive(run.child.pid) && alive(ready.pid))
+      assert.equal(await fetchStream({ host: '127.0.0.1', port: 86 }), `uid ${nobody.uid}`)
+      const ended = await stop(run)
+      report('hostile child attempts', { tried: 1, refused: ended.code === 0 ? 1 : 0, lost: ended.code === 0 ? 0 : 1 })
+      assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor died of its log')
+    } finally {
+      fs.closeSync(stderr)
+    }
+  })
+
+  test('the socket behind stderr shut down by the child (EPIPE): the monitor serves on', async () => {
+    const { run, ready } = await program({ steps: [['hostile', 'stderr-shut'], ['file', '/etc/shadow']] })
+    const [hostile, denied] = await steps(run)
+    assert.equal(hostile.status, 0, JSON.stringify(hostile))
+    assert.equal(hostile.ok.refused, 2, JSON.stringify(hostile.ok))
+    assert.equal(denied.code, 'ERR_PRIVSEP_DENIED')
+    assert.ok(alive(run.child.pid) && alive(ready.pid))
+    const ended = await stop(run)
+    report('hostile child attempts', { tried: 1, refused: ended.code === 0 ? 1 : 0, lost: ended.code === 0 ? 0 : 1 })
+    assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor died of its log')
+  })
+
+  test('paths and addresses with newlines, returns and escapes forge no line in root\'s log', async () => {
+    const { run } = await program({ steps: [['hostile', 'forge']] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.refused, 5, JSON.stringify(hostile.ok))
+    await stop(run)
+    const lines = run.stderr.split('\n')
+    const forged = lines.filter((line) => /^privsep-monitor: forged/.test(line) || /[\r\x1b\x07\x7f\u2028]/.test(line))
+    report('hostile child attempts', { tried: 5, refused: forged.length === 0 ? 5 : 0, lost: forged.length === 0 ? 0 : 5 })
+    assert.deepEqual(forged, [], run.stderr)
+    assert.ok(lines.some((line) => line.includes('denied the child\'s request for file /x\\nprivsep-monitor: forged by the child')), run.stderr)
+  })
+})
