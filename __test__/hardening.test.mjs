@@ -90,3 +90,30 @@ describe('the monitor\'s log (T3-4, T3-7)', () => {
     assert.ok(lines.some((line) => line.includes('denied the child\'s request for file /x\\nprivsep-monitor: forged by the child')), run.stderr)
   })
 })
+
+describe('what the child sends and asks for (T3-8, T3-10, T3-11)', () => {
+  test('a lingering TCP socket attached to a request is closed without waiting: the channel is cut at once', async () => {
+    const { run, ready } = await program({ steps: [['hostile', 'linger']] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.cut, 1, JSON.stringify(hostile.ok))
+    const quick = hostile.ok.ms < 2000
+    report('hostile child attempts', { tried: 1, refused: quick ? 1 : 0, lost: quick ? 0 : 1 })
+    assert.ok(quick, `the monitor took ${hostile.ok.ms} ms to close the child's socket`)
+    assert.ok(alive(run.child.pid) && alive(ready.pid))
+    assert.deepEqual(await stop(run), { code: 0, signal: null })
+  })
+
+  test('a unix socket bound through the broker: the mode the child asks for (0o7777) is not applied; its file is removed at the end', async () => {
+    const socketPath = path.join(dir, 'asked.sock')
+    const { run } = await program({ allow: { listeners: [['unix', socketPath]] }, steps: [['hostile', 'listener-mode', socketPath]] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.ok, 1, JSON.stringify(hostile.ok))
+    const { mode, uid } = fs.statSync(socketPath)
+    assert.equal(uid, 0, 'root binds it')
+    const chosen = (mode & 0o7002) !== 0
+    report('hostile child attempts', { tried: 1, refused: chosen ? 0 : 1, lost: chosen ? 1 : 0 })
+    assert.equal(mode & 0o7002, 0, `the socket file has mode ${(mode & 0o7777).toString(8)}: the child chose it`)
+    assert.deepEqual(await stop(run), { code: 0, signal: null })
+    assert.equal(fs.existsSync(socketPath), false, 'the socket file bound through the broker outlived the program')
+  })
+})

@@ -183,7 +183,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
         if let (true, Some(fd)) = (ready[1], current.channel) {
-            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+            match serve(fd, &policy, &mut held, &mut socket_files, &handoff.notify_socket) {
                 Served::Ready => say("READY=1"),
                 Served::Upgrade => upgrade = true,
                 Served::Closed => {
@@ -194,7 +194,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
         if let (true, Some(fd)) = (ready[2], next_channel) {
-            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+            match serve(fd, &policy, &mut held, &mut socket_files, &handoff.notify_socket) {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
@@ -370,7 +370,13 @@ enum Served {
 
 /// Answers one request on a broker channel. A child that closed it, or sent what the protocol
 /// does not allow (logged, never answered), gets `Closed`.
-fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_socket: &str) -> Served {
+fn serve(
+    channel: i32,
+    policy: &Policy,
+    held: &mut Vec<(Endpoint, i32)>,
+    socket_files: &mut SocketFiles,
+    notify_socket: &str,
+) -> Served {
     let request = match broker::receive_request(channel) {
         Ok(Some(request)) => request,
         Ok(None) => return Served::Closed,
@@ -385,7 +391,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
         _ => Served::Answered,
     };
     let (reply, fd, close_after) = match served {
-        Served::Answered => answer(&request, policy, held, notify_socket),
+        Served::Answered => answer(&request, policy, held, socket_files, notify_socket),
         _ => (Reply::ok(request.id()), None, false),
     };
     let sent = broker::send_reply(channel, &reply, fd);
@@ -402,10 +408,13 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
 /// The reply to `request` under `policy`, the descriptor to send with it, and whether to close
 /// that descriptor once sent (a file) or keep it (a listener, asked for again as the same one).
 /// A notification goes to systemd (`notify_socket`, none: nothing) and comes back without one.
+/// A unix socket bound for the child gets the monitor's umask, never a mode the child asks
+/// for (root creates the file), and its file is removed when the program ends.
 fn answer(
     request: &Request,
     policy: &Policy,
     held: &mut Vec<(Endpoint, i32)>,
+    socket_files: &mut SocketFiles,
     notify_socket: &str,
 ) -> (Reply, Option<i32>, bool) {
     let id = request.id();
@@ -429,20 +438,17 @@ fn answer(
             };
         }
         Request::File { path, .. } => paths::open_file(path).map(|fd| (fd, true)),
-        Request::Listener {
-            endpoint,
-            backlog,
-            mode,
-            ..
-        } => match held.iter().find(|(e, _)| e == endpoint) {
+        Request::Listener { endpoint, backlog, .. } => match held.iter().find(|(e, _)| e == endpoint) {
             Some(&(_, fd)) => Ok((fd, false)),
-            None => {
-                let mode = if *mode == broker::NO_MODE { None } else { Some(*mode) };
-                socket::listen(endpoint, (*backlog).min(65535) as i32, mode).map(|fd| {
-                    held.push((endpoint.clone(), fd));
-                    (fd, false)
-                })
-            }
+            None => socket::listen(endpoint, (*backlog).min(65535) as i32, None).map(|fd| {
+                held.push((endpoint.clone(), fd));
+                if let Address::Path(path) = &endpoint.address {
+                    if let Ok(Some(file)) = socket::socket_file(path) {
+                        socket_files.0.push((path.clone(), file));
+                    }
+                }
+                (fd, false)
+            }),
         },
     };
     match opened {

@@ -1318,6 +1318,25 @@ pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
     })
 }
 
+/// Closes `fd` without waiting: a socket first gets SO_LINGER off, since a lingering TCP socket
+/// with unsent data would hold `close` for its linger time (anything else just closes). For
+/// what a process that is not trusted attached to a message.
+pub fn close_unread(fd: OwnedFd) {
+    let off = libc::linger { l_onoff: 0, l_linger: 0 };
+    // SAFETY: `off` is a valid linger of the size given; on anything but a socket this fails
+    // with ENOTSOCK and changes nothing.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&off as *const libc::linger).cast(),
+            mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(fd);
+}
+
 pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {
     // SAFETY: kill has no memory preconditions.
     cvt("kill", unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)

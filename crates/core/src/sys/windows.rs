@@ -189,6 +189,10 @@ pub fn receive_message(_socket: i32, _max: usize) -> SysResult<Message> {
     unsupported("recvmsg")
 }
 
+pub fn close_unread(fd: Fd) {
+    drop(fd)
+}
+
 pub fn kill(_pid: u32, _signal: i32) -> SysResult<()> {
     unsupported("kill")
 }
