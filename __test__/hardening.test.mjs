@@ -3,11 +3,11 @@
 // monitor: its shared stderr, forged log lines, a socket that lingers, a stopped start, a
 // generation that ignores SIGTERM, a leftover held by a tracer, the mode of a unix socket.
 import assert from 'node:assert/strict'
-import { spawnSync } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, nobody, report, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, fixtures, nobody, report, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-hardening-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -115,5 +115,46 @@ describe('what the child sends and asks for (T3-8, T3-10, T3-11)', () => {
     assert.equal(mode & 0o7002, 0, `the socket file has mode ${(mode & 0o7777).toString(8)}: the child chose it`)
     assert.deepEqual(await stop(run), { code: 0, signal: null })
     assert.equal(fs.existsSync(socketPath), false, 'the socket file bound through the broker outlived the program')
+  })
+})
+
+/** `promise`, or 'timeout' after `ms`. */
+const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref())])
+
+describe('ending what runs as nobody (T3-5, T3-6)', () => {
+  test('a retired generation that ignores SIGTERM gets SIGKILL after the grace (readyTimeoutMs), also when the program stops meanwhile', async () => {
+    const run = start('generations.mjs', { address: '127.0.0.1:83', ignoreTerm: [1], spawn: { readyTimeoutMs: 1500 } })
+    runs.push(run)
+    const first = await run.next()
+    assert.equal(first.ready, 1, JSON.stringify(first))
+    run.child.kill('SIGUSR2')
+    assert.equal((await run.next()).ready, 2)
+    run.child.kill('SIGTERM') // the stop, while generation 1 "drains"
+    const ended = await within(run.exited, 15_000)
+    report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+    assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor waited for the retired generation forever')
+    assert.equal(alive(first.pid), false)
+    assert.match(run.stderr, /generation 1 had not ended 1500 ms after SIGTERM: killed \(SIGKILL\)/)
+  })
+
+  test('a leftover traced by another process of nobody\'s (which never reaps it) holds the monitor\'s end for a bounded time only', async () => {
+    const run = start('generations.mjs', { address: '127.0.0.1:82', leftover: true })
+    runs.push(run)
+    const { leftover } = await run.next()
+    assert.equal((await run.next()).ready, 1)
+    const tracer = spawn('/usr/bin/python3', [path.join(fixtures, 'tracer.py'), String(leftover)], { uid: nobody.uid, gid: nobody.gid, stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const said = await new Promise((resolve) => tracer.stdout.once('data', (chunk) => resolve(String(chunk).trim())))
+      assert.equal(said, 'attached')
+      run.child.kill('SIGTERM')
+      const ended = await within(run.exited, 15_000)
+      report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+      assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor waited for the traced leftover forever')
+      assert.match(run.stderr, /1 process\(es\) the program left behind were sent SIGKILL but could not be reaped within 3000 ms/)
+    } finally {
+      tracer.kill('SIGKILL')
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(alive(leftover), false, 'the leftover outlived its tracer')
   })
 })

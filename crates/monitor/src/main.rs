@@ -120,7 +120,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let mut next: Option<(Generation, Instant)> = None;
     // Old generations still draining, and how the current one ended: the monitor ends only
     // when every child has (ending earlier would SIGKILL a drain through the death signal).
-    let mut draining: Vec<u32> = Vec::new();
+    // One that has not ended `grace` after its SIGTERM gets SIGKILL.
+    let mut draining: Vec<Draining> = Vec::new();
+    let grace = Duration::from_millis(handoff.ready_timeout_ms as u64);
     let mut ended: Option<ExitStatus> = None;
     // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
     let mut stopping = false;
@@ -132,7 +134,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         if let (Some(status), true) = (ended, draining.is_empty()) {
             break 'serving status;
         }
-        let timeout = next.as_ref().map_or(-1, |(_, deadline)| {
+        let deadlines = next.iter().map(|(_, d)| *d).chain(draining.iter().filter_map(|d| d.kill_at));
+        let timeout = deadlines.min().map_or(-1, |deadline| {
             deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis()
@@ -150,10 +153,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     if pid == current.pid {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
-                            g.retire(&mut draining);
+                            g.retire(&mut draining, grace);
                         }
                     }
-                    draining.retain(|&d| d != pid);
+                    draining.retain(|d| d.pid != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
                         let (failed, _) = next.take().expect("next is set");
                         log!(
@@ -172,7 +175,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     stopping = true;
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
-                        g.retire(&mut draining);
+                        g.retire(&mut draining, grace);
                     }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
@@ -198,7 +201,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
-                    std::mem::replace(&mut current, new).retire(&mut draining);
+                    std::mem::replace(&mut current, new).retire(&mut draining, grace);
                     say("READY=1");
                 }
                 Served::Closed => {
@@ -217,8 +220,18 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 late.number, current.number
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
-            late.retire(&mut draining);
+            late.retire(&mut draining, grace);
             say("READY=1");
+        }
+        for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
+            // Not reaped yet (a SIGCHLD would have taken it out): the pid is still its.
+            let _ = process::send(late.pid, process::SIGKILL);
+            late.kill_at = None;
+            log!(
+                "generation {} had not ended {} ms after SIGTERM: killed (SIGKILL)",
+                late.number,
+                grace.as_millis()
+            );
         }
         if upgrade && (stopping || ended.is_some()) {
             log!("the program is stopping: no upgrade");
@@ -245,8 +258,18 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // What the program left behind (a detached grandchild holding a listener, say) ends with
     // it, as systemd's control group would end it.
     match process::end_descendants() {
-        Ok(0) => {}
-        Ok(n) => log!("ended {} process(es) the program left behind", n),
+        Ok((ended, left)) => {
+            if ended > 0 {
+                log!("ended {} process(es) the program left behind", ended);
+            }
+            if left > 0 {
+                log!(
+                    "{} process(es) the program left behind were sent SIGKILL but could not be reaped within {} ms (a tracer holds them?): not waiting longer",
+                    left,
+                    process::END_DESCENDANTS_MS
+                );
+            }
+        }
         Err(err) => log!("{}", err),
     }
     Ok(status)
@@ -271,11 +294,23 @@ struct Generation {
     number: u32,
 }
 
+/// A retired generation, waited for until it ends; SIGKILL at `kill_at` (None: sent).
+struct Draining {
+    pid: u32,
+    number: u32,
+    kill_at: Option<Instant>,
+}
+
 impl Generation {
-    /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`.
-    fn retire(self, draining: &mut Vec<u32>) {
+    /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`, for
+    /// `grace` at most.
+    fn retire(self, draining: &mut Vec<Draining>, grace: Duration) {
         let _ = process::send(self.pid, SIGTERM);
-        draining.push(self.pid);
+        draining.push(Draining {
+            pid: self.pid,
+            number: self.number,
+            kill_at: Some(Instant::now() + grace),
+        });
         self.close();
     }
 
