@@ -33,7 +33,7 @@ export function start (name, config, options = {}) {
     if (waiter) waiter(value); else lines.push(value)
   })
   let stderr = ''
-  child.stderr.on('data', (chunk) => { stderr += chunk })
+  child.stderr?.on('data', (chunk) => { stderr += chunk })
   const exited = new Promise((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })))
   return {
     child,

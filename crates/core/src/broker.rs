@@ -268,10 +268,10 @@ pub fn channel() -> Result<(i32, i32)> {
 pub fn receive_request(socket: i32) -> Result<Option<Request>> {
     let message = sys::receive_message(socket, MAX_MESSAGE).map_err(|e| e.about("the broker channel"))?;
     if !message.fds.is_empty() || message.fds_dropped {
-        return Err(malformed(&format!(
-            "{} descriptor(s) attached to a request",
-            message.fds.len().max(1)
-        )));
+        let count = message.fds.len().max(1);
+        // Closed at once, and without waiting for a socket the child set to linger.
+        message.fds.into_iter().for_each(sys::close_unread);
+        return Err(malformed(&format!("{} descriptor(s) attached to a request", count)));
     }
     if message.truncated {
         return Err(malformed(&format!("more than {} bytes", MAX_MESSAGE)));

@@ -9,6 +9,7 @@ pub mod error;
 #[cfg(test)]
 mod fuzz;
 pub mod handoff;
+pub mod log;
 pub mod notify;
 pub mod paths;
 pub mod process;

@@ -6,6 +6,7 @@ use crate::spawn::ExitStatus;
 use crate::sys;
 use crate::{Error, Result};
 use std::ffi::CString;
+use std::time::{Duration, Instant};
 
 pub use crate::sys::{SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
 
@@ -132,22 +133,32 @@ pub fn become_subreaper() -> Result<()> {
     sys::become_subreaper().map_err(|e| e.about("PR_SET_CHILD_SUBREAPER"))
 }
 
-/// Kills (SIGKILL) and reaps every child this process still has, again until none is left:
-/// the grandchildren of a killed child are reparented to this one (a subreaper). Returns how
-/// many it ended.
-pub fn end_descendants() -> Result<usize> {
+/// How long `end_descendants` goes on killing and reaping at most.
+pub const END_DESCENDANTS_MS: u64 = 3000;
+
+/// Kills (SIGKILL) every child this process still has and reaps what ended, without blocking,
+/// round after round until none is left: the grandchildren of a killed child are reparented
+/// to this one (a subreaper), and each round kills what came. At most `END_DESCENDANTS_MS`:
+/// the zombie of a child that another process traces is that tracer's to reap first, and a
+/// tracer that never does would otherwise hold this process forever. Returns how many it
+/// reaped, and how many children were still there when it gave up.
+pub fn end_descendants() -> Result<(usize, usize)> {
+    let deadline = Instant::now() + Duration::from_millis(END_DESCENDANTS_MS);
     let mut ended = 0;
     loop {
         let children = sys::children().map_err(|e| e.about("listing children"))?;
         if children.is_empty() {
-            return Ok(ended);
+            return Ok((ended, 0));
+        }
+        if Instant::now() >= deadline {
+            return Ok((ended, children.len()));
         }
         for &pid in &children {
             // A child, not yet reaped: its pid cannot be another process's.
             let _ = sys::kill(pid, SIGKILL);
         }
-        for pid in children {
-            let _ = sys::wait(pid);
+        std::thread::sleep(Duration::from_millis(5));
+        while reap()?.is_some() {
             ended += 1;
         }
     }

@@ -33,6 +33,14 @@ use privsep_core::spawn::{self, Command, ExitStatus};
 use privsep_core::{Error, Result};
 use std::time::{Duration, Instant};
 
+/// One line of the monitor's log on stderr, which the child shares: `privsep_core::log`
+/// writes it with a bounded wait or drops it, and never fails.
+macro_rules! log {
+    ($($arg:tt)*) => {
+        privsep_core::log::line(&format!("privsep-monitor: {}", format_args!($($arg)*)))
+    };
+}
+
 /// Exit code when the child could not be started (the shell's "found but not executable").
 const NOT_STARTED: i32 = 126;
 
@@ -44,7 +52,7 @@ fn main() {
             if report >= 0 {
                 let _ = process::write_all(report, &encode_report(&Report::failed(&err)));
             } else {
-                eprintln!("privsep-monitor: {}: {}", err.code(), err);
+                log!("{}: {}", err.code(), err);
             }
             std::process::exit(NOT_STARTED)
         }
@@ -63,7 +71,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     process::set_not_dumpable()?;
     if let Err(err) = process::become_subreaper() {
         // Every Linux since 3.4 has it; qemu-user's emulation does not.
-        eprintln!("privsep-monitor: {}: what the program leaves behind is not ended", err);
+        log!("{}: what the program leaves behind is not ended", err);
     }
     let mut held = Vec::new();
     // Removed when this function returns, however it returns.
@@ -113,7 +121,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let mut next: Option<(Generation, Instant)> = None;
     // Old generations still draining, and how the current one ended: the monitor ends only
     // when every child has (ending earlier would SIGKILL a drain through the death signal).
-    let mut draining: Vec<u32> = Vec::new();
+    // One that has not ended `grace` after its SIGTERM gets SIGKILL.
+    let mut draining: Vec<Draining> = Vec::new();
+    let grace = Duration::from_millis(handoff.ready_timeout_ms as u64);
     let mut ended: Option<ExitStatus> = None;
     // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
     let mut stopping = false;
@@ -133,7 +143,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         if let (Some(status), true) = (ended, draining.is_empty()) {
             break 'serving status;
         }
-        let timeout = next.as_ref().map_or(-1, |(_, deadline)| {
+        let deadlines = next.iter().map(|(_, d)| *d).chain(draining.iter().filter_map(|d| d.kill_at));
+        let timeout = deadlines.min().map_or(-1, |deadline| {
             deadline
                 .saturating_duration_since(Instant::now())
                 .as_millis()
@@ -153,15 +164,15 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     if pid == current.pid {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
-                            g.retire(&mut draining);
+                            g.retire(&mut draining, grace);
                             tell(&mut waiting, UPGRADE_STOPPING);
                         }
                     }
-                    draining.retain(|&d| d != pid);
+                    draining.retain(|d| d.pid != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
                         let (failed, _) = next.take().expect("next is set");
-                        eprintln!(
-                            "privsep-monitor: generation {} ended before it was ready ({:?}); generation {} serves on",
+                        log!(
+                            "generation {} ended before it was ready ({:?}); generation {} serves on",
                             failed.number, status, current.number
                         );
                         failed.close();
@@ -177,7 +188,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     stopping = true;
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
-                        g.retire(&mut draining);
+                        g.retire(&mut draining, grace);
                         tell(&mut waiting, UPGRADE_STOPPING);
                     }
                 }
@@ -189,7 +200,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
         if let (true, Some(fd)) = (ready[1], current.channel) {
-            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+            match serve(fd, &policy, &mut held, &mut socket_files, &handoff.notify_socket) {
                 Served::Ready => say("READY=1"),
                 Served::Upgrade => upgrade = true,
                 Served::Closed => {
@@ -200,12 +211,12 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             }
         }
         if let (true, Some(fd)) = (ready[2], next_channel) {
-            match serve(fd, &policy, &mut held, &handoff.notify_socket) {
+            match serve(fd, &policy, &mut held, &mut socket_files, &handoff.notify_socket) {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
                     tell(&mut waiting, new.number as i32);
-                    std::mem::replace(&mut current, new).retire(&mut draining);
+                    std::mem::replace(&mut current, new).retire(&mut draining, grace);
                     say("READY=1");
                 }
                 Served::Closed => {
@@ -219,20 +230,30 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
             let (late, _) = next.take().expect("next is set");
-            eprintln!(
-                "privsep-monitor: generation {} was not ready in time; generation {} serves on",
+            log!(
+                "generation {} was not ready in time; generation {} serves on",
                 late.number, current.number
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
-            late.retire(&mut draining);
+            late.retire(&mut draining, grace);
             tell(&mut waiting, UPGRADE_FAILED);
             say("READY=1");
         }
+        for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
+            // Not reaped yet (a SIGCHLD would have taken it out): the pid is still its.
+            let _ = process::send(late.pid, process::SIGKILL);
+            late.kill_at = None;
+            log!(
+                "generation {} had not ended {} ms after SIGTERM: killed (SIGKILL)",
+                late.number,
+                grace.as_millis()
+            );
+        }
         if (upgrade || !asked.is_empty()) && (stopping || ended.is_some()) {
-            eprintln!("privsep-monitor: the program is stopping: no upgrade");
+            log!("the program is stopping: no upgrade");
             tell(&mut asked, UPGRADE_STOPPING);
         } else if upgrade && next.is_some() {
-            eprintln!("privsep-monitor: an upgrade is under way already");
+            log!("an upgrade is under way already");
             tell(&mut asked, UPGRADE_UNDER_WAY);
         } else if upgrade {
             say("RELOADING=1");
@@ -244,8 +265,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     waiting.append(&mut asked);
                 }
                 Err(err) => {
-                    eprintln!(
-                        "privsep-monitor: could not start generation {}: {}; generation {} serves on",
+                    log!(
+                        "could not start generation {}: {}; generation {} serves on",
                         generations, err, current.number
                     );
                     tell(&mut asked, UPGRADE_FAILED);
@@ -257,9 +278,19 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // What the program left behind (a detached grandchild holding a listener, say) ends with
     // it, as systemd's control group would end it.
     match process::end_descendants() {
-        Ok(0) => {}
-        Ok(n) => eprintln!("privsep-monitor: ended {} process(es) the program left behind", n),
-        Err(err) => eprintln!("privsep-monitor: {}", err),
+        Ok((ended, left)) => {
+            if ended > 0 {
+                log!("ended {} process(es) the program left behind", ended);
+            }
+            if left > 0 {
+                log!(
+                    "{} process(es) the program left behind were sent SIGKILL but could not be reaped within {} ms (a tracer holds them?): not waiting longer",
+                    left,
+                    process::END_DESCENDANTS_MS
+                );
+            }
+        }
+        Err(err) => log!("{}", err),
     }
     Ok(status)
 }
@@ -283,11 +314,23 @@ struct Generation {
     number: u32,
 }
 
+/// A retired generation, waited for until it ends; SIGKILL at `kill_at` (None: sent).
+struct Draining {
+    pid: u32,
+    number: u32,
+    kill_at: Option<Instant>,
+}
+
 impl Generation {
-    /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`.
-    fn retire(self, draining: &mut Vec<u32>) {
+    /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`, for
+    /// `grace` at most.
+    fn retire(self, draining: &mut Vec<Draining>, grace: Duration) {
         let _ = process::send(self.pid, SIGTERM);
-        draining.push(self.pid);
+        draining.push(Draining {
+            pid: self.pid,
+            number: self.number,
+            kill_at: Some(Instant::now() + grace),
+        });
         self.close();
     }
 
@@ -382,12 +425,18 @@ enum Served {
 
 /// Answers one request on a broker channel. A child that closed it, or sent what the protocol
 /// does not allow (logged, never answered), gets `Closed`.
-fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_socket: &str) -> Served {
+fn serve(
+    channel: i32,
+    policy: &Policy,
+    held: &mut Vec<(Endpoint, i32)>,
+    socket_files: &mut SocketFiles,
+    notify_socket: &str,
+) -> Served {
     let request = match broker::receive_request(channel) {
         Ok(Some(request)) => request,
         Ok(None) => return Served::Closed,
         Err(err) => {
-            eprintln!("privsep-monitor: closing the broker channel: {}", err);
+            log!("closing the broker channel: {}", err);
             return Served::Closed;
         }
     };
@@ -397,7 +446,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
         _ => Served::Answered,
     };
     let (reply, fd, close_after) = match served {
-        Served::Answered => answer(&request, policy, held, notify_socket),
+        Served::Answered => answer(&request, policy, held, socket_files, notify_socket),
         _ => (Reply::ok(request.id()), None, false),
     };
     let sent = broker::send_reply(channel, &reply, fd);
@@ -405,7 +454,7 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
         let _ = socket::close(fd);
     }
     if let Err(err) = sent {
-        eprintln!("privsep-monitor: closing the broker channel: {}", err);
+        log!("closing the broker channel: {}", err);
         return Served::Closed;
     }
     served
@@ -414,10 +463,13 @@ fn serve(channel: i32, policy: &Policy, held: &mut Vec<(Endpoint, i32)>, notify_
 /// The reply to `request` under `policy`, the descriptor to send with it, and whether to close
 /// that descriptor once sent (a file) or keep it (a listener, asked for again as the same one).
 /// A notification goes to systemd (`notify_socket`, none: nothing) and comes back without one.
+/// A unix socket bound for the child gets the monitor's umask, never a mode the child asks
+/// for (root creates the file), and its file is removed when the program ends.
 fn answer(
     request: &Request,
     policy: &Policy,
     held: &mut Vec<(Endpoint, i32)>,
+    socket_files: &mut SocketFiles,
     notify_socket: &str,
 ) -> (Reply, Option<i32>, bool) {
     let id = request.id();
@@ -428,7 +480,7 @@ fn answer(
         Request::Upgrade { .. } => "an upgrade".to_string(),
     };
     if !policy.allows(request) {
-        eprintln!("privsep-monitor: denied the child's request for {}", what);
+        log!("denied the child's request for {}", what);
         return (Reply::denied(id, &what), None, false);
     }
     let opened = match request {
@@ -441,26 +493,23 @@ fn answer(
             };
         }
         Request::File { path, .. } => paths::open_file(path).map(|fd| (fd, true)),
-        Request::Listener {
-            endpoint,
-            backlog,
-            mode,
-            ..
-        } => match held.iter().find(|(e, _)| e == endpoint) {
+        Request::Listener { endpoint, backlog, .. } => match held.iter().find(|(e, _)| e == endpoint) {
             Some(&(_, fd)) => Ok((fd, false)),
-            None => {
-                let mode = if *mode == broker::NO_MODE { None } else { Some(*mode) };
-                socket::listen(endpoint, (*backlog).min(65535) as i32, mode).map(|fd| {
-                    held.push((endpoint.clone(), fd));
-                    (fd, false)
-                })
-            }
+            None => socket::listen(endpoint, (*backlog).min(65535) as i32, None).map(|fd| {
+                held.push((endpoint.clone(), fd));
+                if let Address::Path(path) = &endpoint.address {
+                    if let Ok(Some(file)) = socket::socket_file(path) {
+                        socket_files.0.push((path.clone(), file));
+                    }
+                }
+                (fd, false)
+            }),
         },
     };
     match opened {
         Ok((fd, close_after)) => (Reply::ok(id), Some(fd), close_after),
         Err(err) => {
-            eprintln!("privsep-monitor: the child's request for {} failed: {}", what, err);
+            log!("the child's request for {} failed: {}", what, err);
             (Reply::failed(id, &err), None, false)
         }
     }

@@ -1484,6 +1484,25 @@ pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
     })
 }
 
+/// Closes `fd` without waiting: a socket first gets SO_LINGER off, since a lingering TCP socket
+/// with unsent data would hold `close` for its linger time (anything else just closes). For
+/// what a process that is not trusted attached to a message.
+pub fn close_unread(fd: OwnedFd) {
+    let off = libc::linger { l_onoff: 0, l_linger: 0 };
+    // SAFETY: `off` is a valid linger of the size given; on anything but a socket this fails
+    // with ENOTSOCK and changes nothing.
+    unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_LINGER,
+            (&off as *const libc::linger).cast(),
+            mem::size_of::<libc::linger>() as libc::socklen_t,
+        );
+    }
+    drop(fd);
+}
+
 pub fn kill(pid: u32, signal: c_int) -> SysResult<()> {
     // SAFETY: kill has no memory preconditions.
     cvt("kill", unsafe { libc::kill(pid as libc::pid_t, signal) }).map(drop)
@@ -1707,6 +1726,62 @@ pub fn write_all(fd: RawFd, bytes: &[u8]) -> SysResult<()> {
     }
     Ok(())
 }
+
+/// Writes `bytes` to `fd` without ever blocking for more than about `timeout_ms` in all, and
+/// without changing the descriptor's flags (its open file description may be shared with a
+/// process that set or cleared O_NONBLOCK). Each piece is written only once `poll` says the
+/// descriptor takes more, and small enough (at most PIPE_BUF) that a pipe or a terminal that
+/// says so takes it whole; a socket gets MSG_DONTWAIT. Returns how much was written; an error
+/// (EPIPE, say: SIGPIPE is ignored) or ETIMEDOUT when not all of it was.
+pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usize> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+    let mut written = 0;
+    while written < bytes.len() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as c_int;
+        let mut polled = libc::pollfd {
+            fd,
+            events: libc::POLLOUT,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let ret = unsafe { libc::poll(&mut polled, 1, left) };
+        if ret == -1 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted {
+            continue;
+        }
+        if ret == -1 {
+            return Err(SysError::new("poll", io::Error::last_os_error()));
+        }
+        if ret == 0 {
+            return Err(SysError::new("poll", io::Error::from_raw_os_error(libc::ETIMEDOUT)));
+        }
+        let piece = &bytes[written..(written + libc::PIPE_BUF).min(bytes.len())];
+        // SAFETY: sending from `piece`; MSG_DONTWAIT does not touch the description's flags.
+        let mut n = unsafe {
+            libc::send(fd, piece.as_ptr().cast(), piece.len(), libc::MSG_DONTWAIT | MSG_NOSIGNAL)
+        };
+        if n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK) {
+            // SAFETY: writing from `piece`.
+            n = unsafe { libc::write(fd, piece.as_ptr().cast(), piece.len()) };
+        }
+        if n >= 0 {
+            written += n as usize;
+            continue;
+        }
+        let err = io::Error::last_os_error();
+        if !matches!(err.kind(), io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock) {
+            return Err(SysError::new("write", err));
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(SysError::new("write", err));
+        }
+    }
+    Ok(written)
+}
+
+#[cfg(target_os = "linux")]
+const MSG_NOSIGNAL: c_int = libc::MSG_NOSIGNAL;
+#[cfg(not(target_os = "linux"))]
+const MSG_NOSIGNAL: c_int = 0;
 
 /// Replaces this process with `program` (argv `argv`, an empty environment), keeping stdio
 /// and `keep` open across the exec and every signal blocked: signals that arrive meanwhile stay pending

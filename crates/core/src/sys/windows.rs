@@ -197,6 +197,10 @@ pub fn receive_message(_socket: i32, _max: usize) -> SysResult<Message> {
     unsupported("recvmsg")
 }
 
+pub fn close_unread(fd: Fd) {
+    drop(fd)
+}
+
 pub fn kill(_pid: u32, _signal: i32) -> SysResult<()> {
     unsupported("kill")
 }
@@ -233,6 +237,10 @@ pub fn anonymous_file(_bytes: &[u8]) -> SysResult<i32> {
 
 pub fn read_to_end(_fd: i32, _max: usize) -> SysResult<Vec<u8>> {
     unsupported("read")
+}
+
+pub fn write_bounded(_fd: i32, _bytes: &[u8], _timeout_ms: u32) -> SysResult<usize> {
+    unsupported("write")
 }
 
 pub fn write_all(_fd: i32, _bytes: &[u8]) -> SysResult<()> {

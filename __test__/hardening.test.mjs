@@ -1,0 +1,160 @@
+// Issue 19, hardening round 3: what the untrusted side (the child as nobody, or any other
+// process of nobody's) could do to the root monitor, each attack run for real against a real
+// monitor: its shared stderr, forged log lines, a socket that lingers, a stopped start, a
+// generation that ignores SIGTERM, a leftover held by a tracer, the mode of a unix socket.
+import assert from 'node:assert/strict'
+import { spawn, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import path from 'node:path'
+import { after, afterEach, describe, test } from 'node:test'
+import { alive, fetchStream, fixtures, nobody, report, start, tempDir } from './helpers.mjs'
+
+const dir = tempDir('privsep-hardening-')
+after(() => fs.rmSync(dir, { recursive: true, force: true }))
+
+const runs = []
+afterEach(() => {
+  for (const run of runs.splice(0)) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+})
+
+/** Starts fixtures/broker.mjs (a program as root, then as nobody) and waits for its child's ready line. */
+async function program (config, options) {
+  const run = start('broker.mjs', { listen: [['tcp4', '127.0.0.1:86']], ...config }, options)
+  runs.push(run)
+  const ready = await run.next()
+  assert.equal(ready.ready, true, JSON.stringify(ready))
+  return { run, ready }
+}
+
+/** The step reports of fixtures/broker.mjs until its `done` line. */
+async function steps (run) {
+  const out = []
+  for (;;) {
+    const line = await run.next(60_000)
+    if (line.done) return out
+    out.push(line)
+  }
+}
+
+/** SIGTERM to the monitor: it must end as its child does (exit 0), not crash. */
+async function stop (run) {
+  run.child.kill('SIGTERM')
+  return run.exited
+}
+
+describe('the monitor\'s log (T3-4, T3-7)', () => {
+  test('stderr made non-blocking and filled by the child: the monitor drops its lines and serves on (no panic, no exit 101)', async () => {
+    // A FIFO nobody reads, as root's stderr: once the child fills it, it stays full.
+    const fifo = path.join(dir, 'stderr.fifo')
+    assert.equal(spawnSync('mkfifo', ['-m', '600', fifo]).status, 0)
+    const stderr = fs.openSync(fifo, 'r+')
+    try {
+      const { run, ready } = await program({ steps: [['hostile', 'stderr-full'], ['file', '/etc/shadow']] }, { stdio: ['ignore', 'pipe', stderr] })
+      const [hostile, denied] = await steps(run)
+      assert.equal(hostile.status, 0, JSON.stringify(hostile))
+      assert.ok(hostile.ok.filled > 0, JSON.stringify(hostile.ok))
+      assert.equal(hostile.ok.refused, 2, JSON.stringify(hostile.ok))
+      assert.equal(denied.code, 'ERR_PRIVSEP_DENIED', 'the broker still answers')
+      assert.ok(hostile.ok.ms < 1000, `a denied request took ${hostile.ok.ms} ms to answer with stderr full`)
+      assert.ok(alive(run.child.pid) && alive(ready.pid))
+      assert.equal(await fetchStream({ host: '127.0.0.1', port: 86 }), `uid ${nobody.uid}`)
+      const ended = await stop(run)
+      report('hostile child attempts', { tried: 1, refused: ended.code === 0 ? 1 : 0, lost: ended.code === 0 ? 0 : 1 })
+      assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor died of its log')
+    } finally {
+      fs.closeSync(stderr)
+    }
+  })
+
+  test('the socket behind stderr shut down by the child (EPIPE): the monitor serves on', async () => {
+    const { run, ready } = await program({ steps: [['hostile', 'stderr-shut'], ['file', '/etc/shadow']] })
+    const [hostile, denied] = await steps(run)
+    assert.equal(hostile.status, 0, JSON.stringify(hostile))
+    assert.equal(hostile.ok.refused, 2, JSON.stringify(hostile.ok))
+    assert.equal(denied.code, 'ERR_PRIVSEP_DENIED')
+    assert.ok(alive(run.child.pid) && alive(ready.pid))
+    const ended = await stop(run)
+    report('hostile child attempts', { tried: 1, refused: ended.code === 0 ? 1 : 0, lost: ended.code === 0 ? 0 : 1 })
+    assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor died of its log')
+  })
+
+  test('paths and addresses with newlines, returns and escapes forge no line in root\'s log', async () => {
+    const { run } = await program({ steps: [['hostile', 'forge']] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.refused, 5, JSON.stringify(hostile.ok))
+    await stop(run)
+    const lines = run.stderr.split('\n')
+    const forged = lines.filter((line) => /^privsep-monitor: forged/.test(line) || /[\r\x1b\x07\x7f\u2028]/.test(line))
+    report('hostile child attempts', { tried: 5, refused: forged.length === 0 ? 5 : 0, lost: forged.length === 0 ? 0 : 5 })
+    assert.deepEqual(forged, [], run.stderr)
+    assert.ok(lines.some((line) => line.includes('denied the child\'s request for file /x\\nprivsep-monitor: forged by the child')), run.stderr)
+  })
+})
+
+describe('what the child sends and asks for (T3-8, T3-10, T3-11)', () => {
+  test('a lingering TCP socket attached to a request is closed without waiting: the channel is cut at once', async () => {
+    const { run, ready } = await program({ steps: [['hostile', 'linger']] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.cut, 1, JSON.stringify(hostile.ok))
+    const quick = hostile.ok.ms < 2000
+    report('hostile child attempts', { tried: 1, refused: quick ? 1 : 0, lost: quick ? 0 : 1 })
+    assert.ok(quick, `the monitor took ${hostile.ok.ms} ms to close the child's socket`)
+    assert.ok(alive(run.child.pid) && alive(ready.pid))
+    assert.deepEqual(await stop(run), { code: 0, signal: null })
+  })
+
+  test('a unix socket bound through the broker: the mode the child asks for (0o7777) is not applied; its file is removed at the end', async () => {
+    const socketPath = path.join(dir, 'asked.sock')
+    const { run } = await program({ allow: { listeners: [['unix', socketPath]] }, steps: [['hostile', 'listener-mode', socketPath]] })
+    const [hostile] = await steps(run)
+    assert.equal(hostile.ok.ok, 1, JSON.stringify(hostile.ok))
+    const { mode, uid } = fs.statSync(socketPath)
+    assert.equal(uid, 0, 'root binds it')
+    const chosen = (mode & 0o7002) !== 0
+    report('hostile child attempts', { tried: 1, refused: chosen ? 0 : 1, lost: chosen ? 1 : 0 })
+    assert.equal(mode & 0o7002, 0, `the socket file has mode ${(mode & 0o7777).toString(8)}: the child chose it`)
+    assert.deepEqual(await stop(run), { code: 0, signal: null })
+    assert.equal(fs.existsSync(socketPath), false, 'the socket file bound through the broker outlived the program')
+  })
+})
+
+/** `promise`, or 'timeout' after `ms`. */
+const within = (promise, ms) => Promise.race([promise, new Promise((resolve) => setTimeout(() => resolve('timeout'), ms).unref())])
+
+describe('ending what runs as nobody (T3-5, T3-6)', () => {
+  test('a retired generation that ignores SIGTERM gets SIGKILL after the grace (readyTimeoutMs), also when the program stops meanwhile', async () => {
+    const run = start('generations.mjs', { address: '127.0.0.1:83', ignoreTerm: [1], spawn: { readyTimeoutMs: 1500 } })
+    runs.push(run)
+    const first = await run.next()
+    assert.equal(first.ready, 1, JSON.stringify(first))
+    run.child.kill('SIGUSR2')
+    assert.equal((await run.next()).ready, 2)
+    run.child.kill('SIGTERM') // the stop, while generation 1 "drains"
+    const ended = await within(run.exited, 15_000)
+    report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+    assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor waited for the retired generation forever')
+    assert.equal(alive(first.pid), false)
+    assert.match(run.stderr, /generation 1 had not ended 1500 ms after SIGTERM: killed \(SIGKILL\)/)
+  })
+
+  test('a leftover traced by another process of nobody\'s (which never reaps it) holds the monitor\'s end for a bounded time only', async () => {
+    const run = start('generations.mjs', { address: '127.0.0.1:82', leftover: true })
+    runs.push(run)
+    const { leftover } = await run.next()
+    assert.equal((await run.next()).ready, 1)
+    const tracer = spawn('/usr/bin/python3', [path.join(fixtures, 'tracer.py'), String(leftover)], { uid: nobody.uid, gid: nobody.gid, stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const said = await new Promise((resolve) => tracer.stdout.once('data', (chunk) => resolve(String(chunk).trim())))
+      assert.equal(said, 'attached')
+      run.child.kill('SIGTERM')
+      const ended = await within(run.exited, 15_000)
+      report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+      assert.deepEqual(ended, { code: 0, signal: null }, 'the monitor waited for the traced leftover forever')
+      assert.match(run.stderr, /1 process\(es\) the program left behind were sent SIGKILL but could not be reaped within 3000 ms/)
+    } finally {
+      tracer.kill('SIGKILL')
+    }
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    assert.equal(alive(leftover), false, 'the leftover outlived its tracer')
+  })
+})
