@@ -411,6 +411,8 @@ pub fn spawn_as(
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let mut dirents = [0u8; 1024];
+    let terminal = terminal_stdio()?;
+    let stdio: [c_int; 3] = [0, 1, 2].map(|fd| terminal[fd].as_ref().map_or(-1, |f| f.as_raw_fd()));
 
     let (reader, writer) = pipe()?;
     let all = SignalMask::all();
@@ -433,6 +435,7 @@ pub fn spawn_as(
             open_max,
             parent,
             dirents: &mut dirents,
+            stdio,
         };
         let mut report_fd = writer.as_raw_fd();
         // SAFETY: we are the only thread of the new process and touch only prepared memory.
@@ -461,6 +464,37 @@ pub fn spawn_as(
         STAGES.get(stage).copied().unwrap_or("spawn"),
         io::Error::from_raw_os_error(errno),
     ))
+}
+
+/// What the child gets instead of stdio that is a terminal (None: kept as it is). A terminal
+/// is usually open for reading and writing on all three: through fd 0, 1 or 2 the child could
+/// read what root types there (its own session keeps job control from stopping it). So stdin
+/// becomes /dev/null, and stdout and stderr the same terminal opened again write-only (by
+/// /proc/self/fd, as root, before the drop: the user could not open it). Close-on-exec: the
+/// child gets them by dup2.
+fn terminal_stdio() -> SysResult<[Option<OwnedFd>; 3]> {
+    let open = |path: &[u8], flags: c_int| -> SysResult<OwnedFd> {
+        // SAFETY: `path` is NUL-terminated; open returns a fresh descriptor or -1.
+        let fd = unsafe { libc::open(path.as_ptr().cast(), flags | libc::O_NOCTTY | libc::O_CLOEXEC) };
+        if fd == -1 {
+            return Err(SysError::new("open", io::Error::last_os_error()));
+        }
+        // SAFETY: open returned a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut stdio: [Option<OwnedFd>; 3] = [None, None, None];
+    for (fd, slot) in stdio.iter_mut().enumerate() {
+        // SAFETY: isatty only inspects the descriptor.
+        if unsafe { libc::isatty(fd as c_int) } != 1 {
+            continue;
+        }
+        *slot = Some(match fd {
+            0 => open(b"/dev/null\0", libc::O_RDONLY)?,
+            1 => open(b"/proc/self/fd/1\0", libc::O_WRONLY)?,
+            _ => open(b"/proc/self/fd/2\0", libc::O_WRONLY)?,
+        });
+    }
+    Ok(stdio)
 }
 
 /// True when a spawn failed at the post-drop check: root could still be regained.
@@ -527,6 +561,8 @@ struct Child<'a> {
     open_max: c_int,
     parent: libc::pid_t,
     dirents: &'a mut [u8],
+    /// What replaces stdio 0, 1, 2 (-1: kept): see `terminal_stdio`.
+    stdio: [c_int; 3],
 }
 
 fn errno() -> i32 {
@@ -560,6 +596,12 @@ impl<'a> Child<'a> {
         // A session of its own: no controlling terminal shared with root (no TIOCSTI into
         // root's shell), and a terminal's ^C reaches only the monitor, which forwards it once.
         step!(SETSID, libc::setsid());
+        // Root's terminal is never readable in the child: prepared by `terminal_stdio`.
+        for (fd, &with) in self.stdio.iter().enumerate() {
+            if with != -1 {
+                step!(DUP2, libc::dup2(with, fd as c_int));
+            }
+        }
 
         // Move the report pipe and the passed fds above 3..3+n, then put the passed ones in place.
         let floor = 3 + self.fds.len() as c_int;
