@@ -62,6 +62,8 @@ export const handleSignals: Lifecycle['handleSignals'] = lifecycle.handleSignals
 export const onShutdown: Lifecycle['onShutdown'] = lifecycle.onShutdown.bind(lifecycle)
 export const serve: Lifecycle['serve'] = lifecycle.serve.bind(lifecycle)
 export const registerMetrics: Lifecycle['registerMetrics'] = lifecycle.registerMetrics.bind(lifecycle)
+/** A readiness endpoint's handler: 200, then 503 from the first shutdown request on (see `shutdownDelayMs`). */
+export const readiness: Lifecycle['readiness'] = lifecycle.readiness
 export const configureLifecycle: Lifecycle['configure'] = lifecycle.configure.bind(lifecycle)
 
 // Key renewal, with this process's broker and the lifecycle's logger.
