@@ -113,6 +113,8 @@ describe('a hostile child speaking the protocol by hand', () => {
       assert.deepEqual({ attempts: hostile.ok.attempts, cut: hostile.ok.cut, ok: hostile.ok.ok, refused: hostile.ok.refused }, { attempts: 1, cut: 1, ok: 0, refused: 0 })
       if (mode === 'fds') assert.equal(hostile.ok.fd_closed_by_monitor, true, 'the monitor kept a descriptor the child attached')
       assert.equal(after.code, 'ERR_PRIVSEP_BROKER_CLOSED', 'the channel stays closed')
+      // The monitor's line reaches the pipe on its own time: after the child's report, maybe.
+      for (let i = 0; i < 100 && !/closing the broker channel/.test(run.stderr); i++) await new Promise((resolve) => setTimeout(resolve, 20))
       assert.match(run.stderr, /closing the broker channel/)
       assert.ok(alive(run.child.pid) && alive(ready.pid))
       assert.equal(await fetchStream({ host: '127.0.0.1', port: 88 }), `uid ${nobody.uid}`)

@@ -131,7 +131,8 @@ test('privsep reload returns once the new generation serves, and fails with the 
   // A pid that is not a privsep monitor gets no signal (SIGUSR2 would end it).
   const wrong = await reload('--pid', String(process.pid))
   assert.equal(wrong.code, 1)
-  assert.match(wrong.stderr, new RegExp(`process ${process.pid} is node, not privsep-monitor`))
+  // Named by its comm: node, or MainThread from Node 24 on.
+  assert.match(wrong.stderr, new RegExp(`process ${process.pid} is \\S+, not privsep-monitor`))
   assert.equal((await reload('--pid', 'x1')).code, 2)
   run.child.kill('SIGTERM')
   assert.deepEqual(await run.exited, { code: 0, signal: null })
