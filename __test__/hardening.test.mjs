@@ -13,8 +13,11 @@ const dir = tempDir('privsep-hardening-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
 
 const runs = []
+/** Processes a stopper stopped: killed after each test, whatever the monitor did with them. */
+const stoppedPids = []
 afterEach(() => {
   for (const run of runs.splice(0)) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill('SIGKILL')
+  for (const pid of stoppedPids.splice(0)) try { process.kill(pid, 'SIGKILL') } catch {}
 })
 
 /** Starts fixtures/broker.mjs (a program as root, then as nobody) and waits for its child's ready line. */
@@ -156,5 +159,88 @@ describe('ending what runs as nobody (T3-5, T3-6)', () => {
     }
     await new Promise((resolve) => setTimeout(resolve, 200))
     assert.equal(alive(leftover), false, 'the leftover outlived its tracer')
+  })
+})
+
+/** fixtures/stopper.py as nobody, watching the children of `monitor` but `known`. */
+function stopper (monitor, known = []) {
+  const run = spawn('/usr/bin/python3', [path.join(fixtures, 'stopper.py'), String(monitor), ...known.map(String)],
+    { uid: nobody.uid, gid: nobody.gid, stdio: ['ignore', 'pipe', 'inherit'] })
+  const said = new Promise((resolve) => {
+    let out = ''
+    run.stdout.on('data', (chunk) => { out += chunk }).on('end', () => resolve(JSON.parse(out || '{"pid":null}')))
+  }).then((stopped) => {
+    if (stopped.beforeExec) stoppedPids.push(stopped.pid)
+    return stopped
+  })
+  return { run, said }
+}
+
+describe('a start stopped before exec by a process of nobody\'s (T3-3)', () => {
+  /** Starts the program until fixtures/stopper.py catches its first start before exec. */
+  async function stuckFirstStart (readyTimeoutMs) {
+    for (let attempt = 1; attempt <= 10; attempt++) {
+      const run = start('generations.mjs', { address: '127.0.0.1:81', spawn: { readyTimeoutMs } })
+      runs.push(run)
+      const stopped = await stopper(run.child.pid).said
+      if (stopped.beforeExec) {
+        console.log(`stopped before exec at attempt ${attempt}`)
+        return { run, stopped }
+      }
+      run.child.kill('SIGKILL')
+      await run.exited
+    }
+    assert.fail('the stopper never caught a start before its exec in 10 attempts')
+  }
+
+  test('the first start: the monitor kills it after readyTimeoutMs and ends with a clear error', async () => {
+    const { run, stopped } = await stuckFirstStart(1500)
+    const ended = await within(run.exited, 15_000)
+    report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+    assert.deepEqual(ended, { code: 126, signal: null }, 'the monitor blocked in the start')
+    assert.match(run.stderr, /ERR_PRIVSEP_OS: execve starting .* as user "nobody": the child had not reached exec after 1500 ms .* and was killed/)
+    assert.equal(alive(stopped.pid), false, 'the stopped start was left behind')
+  })
+
+  test('the first start: SIGTERM meanwhile is served at once (not after readyTimeoutMs): the start is killed, the monitor ends', async () => {
+    const { run, stopped } = await stuckFirstStart(600_000)
+    run.child.kill('SIGTERM')
+    const ended = await within(run.exited, 15_000)
+    report('signal storms', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+    assert.deepEqual(ended, { code: 126, signal: null }, 'SIGTERM was lost while the monitor waited for the start')
+    assert.match(run.stderr, /signal 15 arrived before the child reached exec; it was killed/)
+    assert.equal(alive(stopped.pid), false, 'the stopped start was left behind')
+  })
+
+  test('an upgrade: the stuck start is killed at the deadline, the old generation serves on, and the program stops', async () => {
+    const run = start('generations.mjs', { address: '127.0.0.1:80', spawn: { readyTimeoutMs: 1500 } })
+    runs.push(run)
+    const first = await run.next()
+    assert.equal(first.ready, 1)
+    let caught = false
+    for (let attempt = 0; attempt < 10 && !caught; attempt++) {
+      const { said } = stopper(run.child.pid, [first.pid])
+      await new Promise((resolve) => setTimeout(resolve, 100)) // the stopper is watching
+      run.child.kill('SIGUSR2')
+      const stopped = await said
+      if (!stopped.beforeExec) {
+        // Too late, it ran: it becomes generation 2 (or it is not ready in time and goes).
+        const line = await run.next()
+        assert.equal(line.ready, attempt + 2, JSON.stringify(line))
+        first.pid = line.pid
+        continue
+      }
+      caught = true
+      console.log(`stopped before exec at attempt ${attempt + 1}`)
+      for (let i = 0; i < 50 && !/had not started \(exec\) within 1500 ms/.test(run.stderr); i++) await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.match(run.stderr, /generation \d+ had not started \(exec\) within 1500 ms .*: killed \(SIGKILL\); generation \d+ serves on/)
+      await new Promise((resolve) => setTimeout(resolve, 100))
+      assert.equal(alive(stopped.pid), false, 'the stopped start was left behind')
+      assert.match(await fetchStream({ host: '127.0.0.1', port: 80 }), new RegExp(`^\\d+ ${first.pid}$`), 'the old generation serves on')
+    }
+    assert.ok(caught, 'the stopper never caught a start before its exec in 10 attempts')
+    const ended = await within(stop(run), 15_000)
+    report('hostile child attempts', { tried: 1, refused: ended !== 'timeout' ? 1 : 0, lost: ended !== 'timeout' ? 0 : 1 })
+    assert.deepEqual(ended, { code: 0, signal: null })
   })
 })

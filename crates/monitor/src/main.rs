@@ -108,8 +108,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     }
     let signals = Signals::catch(&caught, &ignored)?;
 
-    let mut current = start(&handoff, &handoff.passed, 1)?;
+    let first = start(&handoff, &handoff.passed, 1);
     close_files(&handoff.passed);
+    let mut current = first_start(first?, &signals, &handoff)?;
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
         let _ = socket::close(*report);
@@ -142,8 +143,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 .min(i32::MAX as u128) as i32
         });
         let next_channel = next.as_ref().and_then(|(g, _)| g.channel);
+        let next_start = next.as_ref().and_then(|(g, _)| g.starting.as_ref()).map(|s| s.report_fd());
         let ready = process::wait_readable(
-            &[signals.fd(), current.channel.unwrap_or(-1), next_channel.unwrap_or(-1)],
+            &[
+                signals.fd(),
+                current.channel.unwrap_or(-1),
+                next_channel.unwrap_or(-1),
+                next_start.unwrap_or(-1),
+            ],
             timeout,
         )?;
         let mut upgrade = false;
@@ -158,11 +165,17 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     }
                     draining.retain(|d| d.pid != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
-                        let (failed, _) = next.take().expect("next is set");
-                        log!(
-                            "generation {} ended before it was ready ({:?}); generation {} serves on",
-                            failed.number, status, current.number
-                        );
+                        let (mut failed, _) = next.take().expect("next is set");
+                        match failed.starting.take().map(|s| s.finish(true)) {
+                            Some(Err(err)) => log!(
+                                "could not start generation {}: {}; generation {} serves on",
+                                failed.number, err, current.number
+                            ),
+                            _ => log!(
+                                "generation {} ended before it was ready ({:?}); generation {} serves on",
+                                failed.number, status, current.number
+                            ),
+                        }
                         failed.close();
                         say("READY=1");
                     }
@@ -212,6 +225,26 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 }
                 Served::Upgrade | Served::Answered => {}
             }
+        }
+        if let (true, Some((g, _))) = (ready[3], next.as_mut()) {
+            if let Some(Err(err)) = g.starting.take().map(|s| s.finish(false)) {
+                let (failed, _) = next.take().expect("next is set");
+                log!(
+                    "could not start generation {}: {}; generation {} serves on",
+                    failed.number, err, current.number
+                );
+                failed.close();
+                say("READY=1");
+            }
+        }
+        if next.as_ref().map_or(false, |(g, deadline)| g.starting.is_some() && Instant::now() >= *deadline) {
+            let (stuck, _) = next.take().expect("next is set");
+            log!(
+                "generation {} had not started (exec) within {} ms (stopped before exec by a process of the user?): killed (SIGKILL); generation {} serves on",
+                stuck.number, handoff.ready_timeout_ms, current.number
+            );
+            stuck.retire(&mut draining, grace);
+            say("READY=1");
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
             let (late, _) = next.take().expect("next is set");
@@ -287,11 +320,13 @@ impl Drop for SocketFiles {
     }
 }
 
-/// One generation of the program: the child and the monitor's end of its broker channel.
+/// One generation of the program: the child and the monitor's end of its broker channel;
+/// `starting` until its exec is known to have happened.
 struct Generation {
     pid: u32,
     channel: Option<i32>,
     number: u32,
+    starting: Option<spawn::Starting>,
 }
 
 /// A retired generation, waited for until it ends; SIGKILL at `kill_at` (None: sent).
@@ -304,12 +339,14 @@ struct Draining {
 impl Generation {
     /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`, for
     /// `grace` at most.
+    /// One that has not started yet (its exec) gets SIGKILL at once: it may be stopped.
     fn retire(self, draining: &mut Vec<Draining>, grace: Duration) {
-        let _ = process::send(self.pid, SIGTERM);
+        let starting = self.starting.is_some();
+        let _ = process::send(self.pid, if starting { process::SIGKILL } else { SIGTERM });
         draining.push(Draining {
             pid: self.pid,
             number: self.number,
-            kill_at: Some(Instant::now() + grace),
+            kill_at: if starting { None } else { Some(Instant::now() + grace) },
         });
         self.close();
     }
@@ -319,6 +356,46 @@ impl Generation {
             let _ = socket::close(fd);
         }
     }
+}
+
+/// Waits for the first generation's exec, at most `ready_timeout_ms`: from its setuid on the
+/// start runs as the user, and any process of the user can stop it before exec. A stuck start
+/// is killed and is an error (ETIMEDOUT); so is a SIGTERM or SIGINT meanwhile (EINTR: the
+/// program is stopped before it ran). Any other signal taken meanwhile (SIGCHLD included: the
+/// child may have ended right after its exec) is raised again, for the loop.
+fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> Result<Generation> {
+    let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
+    let mut again = Vec::new();
+    let outcome = loop {
+        let starting = first.starting.as_ref().expect("a generation starting");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = process::wait_readable(&[starting.report_fd(), signals.fd()], left.as_millis() as i32)?;
+        if ready[0] {
+            break first.starting.take().expect("a generation starting").finish(false).map(|_| ());
+        }
+        if ready[1] {
+            let taken = signals.take();
+            if let Some(&stop) = taken.iter().find(|&&s| s == SIGTERM || s == SIGINT) {
+                break Err(spawn::stopped(&handoff.program, &handoff.user, stop));
+            }
+            again.extend(taken);
+        }
+        if Instant::now() >= deadline {
+            break Err(spawn::stuck(&handoff.program, &handoff.user, handoff.ready_timeout_ms));
+        }
+    };
+    if let Err(err) = outcome {
+        if first.starting.is_some() {
+            let _ = process::send(first.pid, process::SIGKILL);
+            let _ = spawn::wait(first.pid);
+        }
+        first.close();
+        return Err(err);
+    }
+    for signal in again {
+        let _ = process::send(std::process::id(), signal);
+    }
+    Ok(first)
 }
 
 /// Starts generation `number` of the program with `passed`, and a broker channel of its own.
@@ -331,7 +408,7 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
         .cloned()
         .collect();
     env.push(format!("PRIVSEP_GENERATION={}", number));
-    let started = spawn::spawn(&Command {
+    let started = spawn::start(&Command {
         program: handoff.program.clone(),
         argv: handoff.argv.clone(),
         env,
@@ -344,10 +421,11 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
     });
     let _ = socket::close(child_end);
     match started {
-        Ok(pid) => Ok(Generation {
-            pid,
+        Ok(starting) => Ok(Generation {
+            pid: starting.pid(),
             channel: Some(channel),
             number,
+            starting: Some(starting),
         }),
         Err(err) => {
             let _ = socket::close(channel);
