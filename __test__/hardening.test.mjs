@@ -244,3 +244,22 @@ describe('a start stopped before exec by a process of nobody\'s (T3-3)', () => {
     assert.deepEqual(ended, { code: 0, signal: null })
   })
 })
+
+describe('the root side\'s own inputs (T3-9)', () => {
+  test('openPrivileged with a relative path: the hand-off holds it absolute, and an upgrade opens it again', async () => {
+    const folder = tempDir('privsep-relative-')
+    fs.writeFileSync(path.join(folder, 'key.pem'), 'relative key\n', { mode: 0o600 })
+    try {
+      const run = start('generations.mjs', { address: '127.0.0.1:77', files: ['key.pem'], spawn: { readyTimeoutMs: 5000 } }, { cwd: folder })
+      runs.push(run)
+      const first = await run.next()
+      assert.deepEqual([first.ready, first.files], [1, ['relative key\n']], JSON.stringify(first))
+      run.child.kill('SIGUSR2')
+      const second = await run.next(8000).catch(() => ({ stderr: run.stderr }))
+      assert.deepEqual([second.ready, second.files], [2, ['relative key\n']], JSON.stringify(second))
+      assert.deepEqual(await stop(run), { code: 0, signal: null })
+    } finally {
+      fs.rmSync(folder, { recursive: true, force: true })
+    }
+  })
+})
