@@ -3,7 +3,7 @@
 // monitor: its shared stderr, forged log lines, a socket that lingers, a stopped start, a
 // generation that ignores SIGTERM, a leftover held by a tracer, the mode of a unix socket.
 import assert from 'node:assert/strict'
-import { spawn, spawnSync } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import path from 'node:path'
 import { after, afterEach, describe, test } from 'node:test'
@@ -245,7 +245,7 @@ describe('a start stopped before exec by a process of nobody\'s (T3-3)', () => {
   })
 })
 
-describe('the root side\'s own inputs (T3-9)', () => {
+describe('the root side\'s own inputs (T3-9, T3-12)', () => {
   test('openPrivileged with a relative path: the hand-off holds it absolute, and an upgrade opens it again', async () => {
     const folder = tempDir('privsep-relative-')
     fs.writeFileSync(path.join(folder, 'key.pem'), 'relative key\n', { mode: 0o600 })
@@ -261,5 +261,39 @@ describe('the root side\'s own inputs (T3-9)', () => {
     } finally {
       fs.rmSync(folder, { recursive: true, force: true })
     }
+  })
+
+  test('a monitor executable that is not root\'s alone: ERR_PRIVSEP_UNSAFE_MONITOR, before root runs it', async () => {
+    // A copy of the package (no platform package installed) whose local monitor is unsafe.
+    const root = path.join(fixtures, '..', '..')
+    const triple = fs.readdirSync(root).find((name) => /^privsep\.linux-.*\.node$/.test(name)).slice(8, -5)
+    const pkg = path.join(dir, 'pkg')
+    fs.mkdirSync(path.join(pkg, 'dist'), { recursive: true, mode: 0o755 })
+    fs.copyFileSync(path.join(root, 'dist', 'index.js'), path.join(pkg, 'dist', 'index.js'))
+    fs.copyFileSync(path.join(root, `privsep.${triple}.node`), path.join(pkg, `privsep.${triple}.node`))
+    fs.writeFileSync(path.join(pkg, 'package.json'), '{"type":"module"}')
+    const monitor = path.join(pkg, `privsep-monitor.${triple}`)
+    fs.copyFileSync(path.join(root, `privsep-monitor.${triple}`), monitor)
+    const script = 'import { Privsep } from "./dist/index.js"; new Privsep().forkExecUnprivileged({ user: "nobody" }).then(() => console.log("{}"), (err) => { console.log(JSON.stringify({ code: err.code, message: err.message })) })'
+    const attempt = () => JSON.parse(execFileSync(process.execPath, ['--input-type=module', '-e', script], { cwd: pkg, encoding: 'utf8' }))
+    const cases = [
+      ['owned by nobody', () => fs.chownSync(monitor, nobody.uid, nobody.gid), /it is owned by uid 65534/],
+      ['group-writable', () => fs.chmodSync(monitor, 0o775), /writable by group or others \(mode 775\)/],
+      ['in a folder nobody owns', () => fs.chownSync(pkg, nobody.uid, nobody.gid), /pkg/]
+    ]
+    let refused = 0
+    for (const [what, make, why] of cases) {
+      fs.chownSync(pkg, 0, 0)
+      fs.chownSync(monitor, 0, 0)
+      fs.chmodSync(monitor, 0o755)
+      make()
+      const { code, message } = attempt()
+      if (code === 'ERR_PRIVSEP_UNSAFE_MONITOR') refused++
+      assert.equal(code, 'ERR_PRIVSEP_UNSAFE_MONITOR', `${what}: ${message}`)
+      assert.ok(message.includes(monitor), message)
+      assert.match(message, why, what)
+    }
+    report('path attacks', { tried: cases.length, refused, lost: cases.length - refused })
+    fs.chownSync(pkg, 0, 0)
   })
 })
