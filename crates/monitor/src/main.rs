@@ -6,20 +6,24 @@
 //! 1. reads and checks the description, and checks each descriptor it names;
 //! 2. closes every other descriptor, makes itself not dumpable, catches the signals it acts
 //!    on (those it forwards, and SIGCHLD) and opens the broker channel;
-//! 3. starts the child as the user (`spawn::spawn`: session, drop, checks) and reports;
+//! 3. starts the child as the user (`spawn::start`: session, drop, checks), waits for its exec
+//!    at most `readyTimeoutMs` while serving signals (the user can stop the start), and reports;
 //! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
 //! 5. waits: a forwarded signal goes to the current child, SIGCHLD reaps children, and each
 //!    request on a broker channel is checked against the policy (`answer`, the one place
 //!    requests are decided) and answered with at most one descriptor; a message the protocol
 //!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
-//!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
+//!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes; a
+//!    retired generation still running `readyTimeoutMs` after its SIGTERM gets SIGKILL;
 //!    once SIGTERM or SIGINT was passed on, no generation takes over;
-//! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants),
+//! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants; 3 s at
+//!    most, a traced leftover cannot be reaped),
 //!    removes the unix socket files it was handed, and ends the way the child ended (never
 //!    with a core file).
 //!
-//! Nothing but signals and broker requests reaches it after step 3.
+//! Nothing but signals and broker requests reaches it after step 3. Its log goes to the stderr
+//! it shares with the child, through `privsep_core::log`: bounded, escaped, never failing.
 
 use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
