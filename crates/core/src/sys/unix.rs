@@ -1595,9 +1595,10 @@ pub fn write_all(fd: RawFd, bytes: &[u8]) -> SysResult<()> {
 /// Writes `bytes` to `fd` without ever blocking for more than about `timeout_ms` in all, and
 /// without changing the descriptor's flags (its open file description may be shared with a
 /// process that set or cleared O_NONBLOCK). Each piece is written only once `poll` says the
-/// descriptor takes more, and small enough (at most PIPE_BUF) that a pipe or a terminal that
-/// says so takes it whole; a socket gets MSG_DONTWAIT. Returns how much was written; an error
-/// (EPIPE, say: SIGPIPE is ignored) or ETIMEDOUT when not all of it was.
+/// descriptor takes more, and is small (256 bytes: a pipe that says so has a free page, and a
+/// terminal says so only with fewer than 256 bytes waiting), so a blocking write of it does
+/// not wait; a socket gets MSG_DONTWAIT. Returns how much was written; an error (EPIPE, say:
+/// SIGPIPE is ignored) or ETIMEDOUT when not all of it was.
 pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usize> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
     let mut written = 0;
@@ -1619,7 +1620,7 @@ pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usiz
         if ret == 0 {
             return Err(SysError::new("poll", io::Error::from_raw_os_error(libc::ETIMEDOUT)));
         }
-        let piece = &bytes[written..(written + libc::PIPE_BUF).min(bytes.len())];
+        let piece = &bytes[written..(written + 256).min(bytes.len())];
         // SAFETY: sending from `piece`; MSG_DONTWAIT does not touch the description's flags.
         let mut n = unsafe {
             libc::send(fd, piece.as_ptr().cast(), piece.len(), libc::MSG_DONTWAIT | MSG_NOSIGNAL)
