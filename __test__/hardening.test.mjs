@@ -218,8 +218,9 @@ describe('a start stopped before exec by a process of nobody\'s (T3-3)', () => {
     const first = await run.next()
     assert.equal(first.ready, 1)
     let caught = false
+    const known = [first.pid] // every generation so far, a retired one may not have ended yet
     for (let attempt = 0; attempt < 10 && !caught; attempt++) {
-      const { said } = stopper(run.child.pid, [first.pid])
+      const { said } = stopper(run.child.pid, known)
       await new Promise((resolve) => setTimeout(resolve, 100)) // the stopper is watching
       run.child.kill('SIGUSR2')
       const stopped = await said
@@ -228,6 +229,7 @@ describe('a start stopped before exec by a process of nobody\'s (T3-3)', () => {
         const line = await run.next()
         assert.equal(line.ready, attempt + 2, JSON.stringify(line))
         first.pid = line.pid
+        known.push(line.pid)
         continue
       }
       caught = true
