@@ -29,7 +29,7 @@ function run (argv, options = {}) {
     })
     child.on('exit', () => setTimeout(() => reject(new Error(`exited without a line; stderr:\n${err}`)), 100))
   })
-  return { child, first }
+  return { child, first, stderr: () => err }
 }
 
 // systemd-socket-activate starts the program on the first connection, which then waits in
@@ -38,6 +38,16 @@ test('as root, an activated privileged port is handed to the monitor and served 
   const { child } = run(['systemd-socket-activate', '-l', '127.0.0.1:93', process.execPath, program, JSON.stringify({ listen: [['tcp4', '127.0.0.1:93']] })])
   await new Promise((resolve) => setTimeout(resolve, 300))
   assert.equal(await fetchStream({ host: '127.0.0.1', port: 93 }), 'uid 65534 127.0.0.1:93')
+  child.kill('SIGTERM')
+})
+
+test('as root, a listener systemd did not pass is bound before the hand-off, and one line says which is which', async () => {
+  const { child, stderr } = run(['systemd-socket-activate', '-l', '127.0.0.1:97', process.execPath, program,
+    JSON.stringify({ listen: [['tcp4', '127.0.0.1:97'], ['tcp4', '127.0.0.1:98']] })])
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  assert.equal(await fetchStream({ host: '127.0.0.1', port: 97 }), 'uid 65534 127.0.0.1:97')
+  assert.equal(await fetchStream({ host: '127.0.0.1', port: 98 }), 'uid 65534 127.0.0.1:98')
+  assert.match(stderr(), /socket activation: 1 listener\(s\) from systemd \(tcp4 127\.0\.0\.1:97\), 1 bound here \(tcp4 127\.0\.0\.1:98\)/)
   child.kill('SIGTERM')
 })
 
@@ -73,8 +83,8 @@ test('bad activation variables: each its own code', async () => {
     assert.equal((await badly({ LISTEN_FDS: 2, LISTEN_FDNAMES: 'web' }, fd)).code, 'ERR_PRIVSEP_ACTIVATION_MALFORMED')
     assert.equal((await badly({ LISTEN_FDS: 'one' }, fd)).code, 'ERR_PRIVSEP_ACTIVATION_MALFORMED')
     assert.equal((await badly({ LISTEN_FDS: 1 }, file)).code, 'ERR_PRIVSEP_NOT_SOCKET')
-    const other = await badly({ LISTEN_FDS: 1, LISTEN_FDNAMES: 'web' }, fd)
-    assert.equal(other.code, 'ERR_PRIVSEP_NOT_ACTIVATED')
+    const other = await badly({ LISTEN_FDS: 1, LISTEN_FDNAMES: 'web' }, fd, [['tcp4', '127.0.0.1:96', 'web']])
+    assert.equal(other.code, 'ERR_PRIVSEP_NOT_ACTIVATED', 'asked for by name, at another address')
     assert.match(other.message, new RegExp(`passed: web \\(fd 3, stream 127\\.0\\.0\\.1:${socket.address().port}\\)`))
     const named = await badly({ LISTEN_FDS: 1, LISTEN_FDNAMES: 'web' }, fd, [['tcp4', `127.0.0.1:${socket.address().port}`, 'admin']])
     assert.equal(named.code, 'ERR_PRIVSEP_NOT_ACTIVATED', 'the right address under another name is not it')

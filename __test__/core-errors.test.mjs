@@ -105,8 +105,17 @@ describe('in the root parent', () => {
     fs.chmodSync(theirs, 0o777)
     throwsCode(() => parent.openPrivileged(path.join(theirs, 'key.pem')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
     throwsCode(() => parent.listen('unix', path.join(theirs, 'ctl.sock')), 'ERR_PRIVSEP_UNSAFE_PATH', /others can write/)
-    throwsCode(() => parent.openPrivileged('/proc/self/mem'), 'ERR_PRIVSEP_UNSAFE_PATH', /procfs/)
-    throwsCode(() => parent.openPrivileged('/sys/kernel/notes'), 'ERR_PRIVSEP_UNSAFE_PATH', /sysfs/)
+    // A pid file root would write where the user can plant a symlink: refused, nothing started.
+    const planted = new Privsep()
+    fs.symlinkSync('/etc/passwd-privsep-never', path.join(theirs, 'app.pid'))
+    return planted.forkExecUnprivileged({ user: 'nobody', pidFile: path.join(theirs, 'app.pid'), exit: false }).then(
+      () => assert.fail('a pid file in a folder others can write was accepted'),
+      (err) => {
+        assert.deepEqual([err.code, err.path], ['ERR_PRIVSEP_UNSAFE_PATH', path.join(theirs, 'app.pid')])
+        assert.equal(fs.existsSync('/etc/passwd-privsep-never'), false)
+        throwsCode(() => parent.openPrivileged('/proc/self/mem'), 'ERR_PRIVSEP_UNSAFE_PATH', /procfs/)
+        throwsCode(() => parent.openPrivileged('/sys/kernel/notes'), 'ERR_PRIVSEP_UNSAFE_PATH', /sysfs/)
+      })
   })
 
   test('a terminal as a key path is refused before it is opened, so root gains no controlling terminal', async () => {
@@ -134,6 +143,18 @@ describe('in the root parent', () => {
       assert.match(err.message, /missing\.pem/)
       return true
     })
+  })
+
+  test('a unix socket path that is refused names the path in err.path', () => {
+    const file = path.join(dir, 'not-a-socket')
+    fs.writeFileSync(file, '')
+    assert.throws(() => parent.listen('unix', file), (err) => {
+      assert.ok(err instanceof PrivsepError)
+      assert.deepEqual([err.code, err.path], ['ERR_PRIVSEP_SOCKET_PATH', file])
+      return true
+    })
+    const missing = path.join(dir, 'no-folder', 'x.sock')
+    assert.throws(() => parent.listen('unix', missing), (err) => err.code === 'ENOENT' && err.path === missing)
   })
 
   test('an unknown user or group: ERR_PRIVSEP_UNKNOWN_USER / _GROUP with how to create one, nothing spawned', async () => {

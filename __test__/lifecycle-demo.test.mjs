@@ -1,7 +1,7 @@
 // The demo (`npm start`) for real, as root: it binds privileged ports, drops to nobody, answers
 // on each endpoint with nobody's uid and the digest of the 0600 key, and drains on SIGTERM.
 import assert from 'node:assert/strict'
-import { execFileSync, spawn } from 'node:child_process'
+import { execFileSync, spawn, spawnSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -10,6 +10,7 @@ import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import readline from 'node:readline'
+import tls from 'node:tls'
 import { after, test } from 'node:test'
 
 const root = new URL('..', import.meta.url).pathname
@@ -49,7 +50,7 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
   { skip: process.getuid?.() !== 0 && 'needs root', timeout: 60_000 }, async () => {
     const dir = path.join(tmp, 'files')
     const [smtpPort, httpsPort] = await freePorts()
-    const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir,
+    const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir, '--user', 'nobody',
       '--smtp-port', String(smtpPort), '--https-port', String(httpsPort), '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const lines = []
     let stderr = ''
@@ -80,14 +81,19 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
 
       const smtp = await readGreeting({ port: smtpPort, host: '127.0.0.1' })
       assert.match(smtp.line, new RegExp(`^220 privsep-demo ESMTP smtp uid=65534 key-sha256=${digest}\r\n$`))
-      const unix = await readGreeting({ path: path.join(dir, 'demo.sock') })
-      assert.match(unix.line, new RegExp(`^220 privsep-demo ESMTP unix uid=65534 key-sha256=${digest}`))
-      const quit = await new Promise((resolve) => {
-        let got = ''
-        unix.socket.on('data', (c) => { got += c }).on('end', () => resolve(got))
-        unix.socket.write('QUIT\r\n')
+      // The root parent said which pid to signal (the one that becomes the monitor).
+      assert.ok(lines.some((l) => l.pid === child.pid && l.msg?.startsWith(`the pid to signal is ${child.pid} `)), 'the pid to signal is logged')
+      // The unix socket speaks HTTP, as curl --unix-socket expects.
+      const unix = JSON.parse((await get(http, { socketPath: path.join(dir, 'demo.sock'), path: '/', agent: false })).body)
+      assert.deepEqual([unix.uid, unix.keySha256], [65534, digest])
+      // HTTPS offers HTTP/2 through ALPN.
+      const alpn = await new Promise((resolve, reject) => {
+        const socket = tls.connect({ port: httpsPort, host: '127.0.0.1', ALPNProtocols: ['h2', 'http/1.1'], rejectUnauthorized: false }, () => {
+          resolve(socket.alpnProtocol)
+          socket.destroy()
+        }).on('error', reject)
       })
-      assert.equal(quit, '221 2.0.0 bye\r\n')
+      assert.equal(alpn, 'h2')
 
       const { res, body } = await get(https, { port: httpsPort, host: '127.0.0.1', path: '/', rejectUnauthorized: false, agent: false })
       const answer = JSON.parse(body)
@@ -105,6 +111,14 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       const now = new crypto.X509Certificate(renewed.res.socket.getPeerCertificate(true).raw)
       assert.notEqual(now.fingerprint256, served.fingerprint256, 'a new certificate without a restart')
       assert.ok(now.checkPrivateKey(crypto.createPrivateKey(fs.readFileSync(path.join(dir, 'key.pem')))), 'with the renewed key')
+      // The digest it reports is the renewed key's, not the first one's.
+      const renewedDigest = crypto.createHash('sha256').update(fs.readFileSync(path.join(dir, 'key.pem'))).digest('hex')
+      let reported
+      for (let i = 0; i < 50 && (reported = JSON.parse(renewed.body).keySha256) !== renewedDigest; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 100))
+        renewed.body = (await get(https, { port: httpsPort, host: '127.0.0.1', path: '/', rejectUnauthorized: false, agent: false })).body
+      }
+      assert.equal(reported, renewedDigest)
 
       const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
       assert.match(metrics.body, /privsep_connections\{protocol="smtp",listener="public"\} 1\n/)
@@ -119,7 +133,7 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       await smtpClosed
       const msgs = lines.map((l) => [l.msg, l.protocol && `${l.protocol}/${l.listener}`].filter(Boolean).join(' '))
       const drain = msgs.slice(msgs.indexOf('shutdown started: no longer accepting'))
-      for (const expected of ['stopped accepting smtp/public', 'stopped accepting smtp/local', 'stopped accepting https/public',
+      for (const expected of ['stopped accepting smtp/public', 'stopped accepting http/local', 'stopped accepting https/public',
         'stopped accepting http/metrics', 'context aborted: cancelling work in flight', 'closing open connections',
         'shutdown done: no connection left', 'bye']) {
         assert.ok(drain.includes(expected), `drain log lacks "${expected}":\n${drain.join('\n')}`)
@@ -136,6 +150,9 @@ test('the demo with stdout on a file: every line whole and in the order logged, 
     const dir = path.join(tmp, 'files-log-order') // new: the parent makes the key and logs it
     const [smtpPort, httpsPort] = await freePorts()
     const logPath = path.join(tmp, 'stdout.log')
+    // The demo's default user, privsep-demo: made by the demo itself when missing, as on a fresh machine.
+    spawnSync('userdel', ['privsep-demo'])
+    const created = spawnSync('id', ['-u', 'privsep-demo']).status !== 0 // userdel refuses while a process of the user runs
     const out = fs.openSync(logPath, 'w')
     const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir, '--smtp-port', String(smtpPort),
       '--https-port', String(httpsPort), '--metrics-port', '0', '--grace-ms', '200'], { stdio: ['ignore', out, 'pipe'] })
@@ -163,17 +180,19 @@ test('the demo with stdout on a file: every line whole and in the order logged, 
       [l.msg.replace(/[:;].*/, ''), l.protocol && `${l.protocol}/${l.listener}`].filter(Boolean).join(' '))
     assert.deepEqual(described, [
       'parent: made a self-signed key (0600) and certificate',
+      ...(created ? ['parent: created the system user privsep-demo (no home, no login shell) for the demo to run as'] : []),
       'parent: root parent',
+      `parent: the pid to signal is ${parentPid} (this process, which becomes privsep-monitor)`,
       'child: serving',
       'child: reading the key by its path fails, as it should',
       'child: listening smtp/public',
-      'child: listening smtp/local',
+      'child: listening http/local',
       'child: listening https/public',
       'child: listening http/metrics',
       'child: ready',
       'child: shutdown started',
       'child: stopped accepting smtp/public',
-      'child: stopped accepting smtp/local',
+      'child: stopped accepting http/local',
       'child: stopped accepting https/public',
       'child: stopped accepting http/metrics',
       'child: context aborted',

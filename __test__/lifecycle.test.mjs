@@ -2,6 +2,7 @@
 // exit code, a second signal forcing the exit, and (in this process, exit: false) what an
 // embedder awaits.
 import assert from 'node:assert/strict'
+import http from 'node:http'
 import net from 'node:net'
 import { Duplex, Writable } from 'node:stream'
 import { test } from 'node:test'
@@ -68,6 +69,47 @@ test('the exit code is configurable, and SIGINT starts the shutdown too', async 
   assert.equal(code, 3, run.stderr)
 })
 
+test('shutdownDelayMs: readiness answers 503 within 100 ms of SIGTERM while requests keep succeeding for the delay; a second SIGTERM changes nothing', async () => {
+  const delay = 1500
+  const run = await startServer({ shutdownDelayMs: delay, servers: [{ kind: 'http', protocol: 'http', name: 'web', host: '127.0.0.4' }] })
+  const port = run.ready.ports[0]
+  /** One request on a new connection: its status, or the error's code. */
+  const get = (path) => new Promise((resolve) => {
+    http.get({ host: '127.0.0.4', port, path, agent: false }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode)) })
+      .on('error', (err) => resolve(err.code))
+  })
+  assert.equal(await get('/ready'), 200)
+  const probes = []
+  const requests = []
+  let polling = true
+  const poll = (async () => {
+    while (polling) {
+      const at = performance.now() // when the probe was sent
+      const [ready, request] = await Promise.all([get('/ready'), get('/?id=x')])
+      probes.push([at, ready])
+      requests.push([at, request])
+      await sleep(10)
+    }
+  })()
+  await sleep(200)
+  const sent = performance.now()
+  run.child.kill('SIGTERM')
+  await sleep(400)
+  run.child.kill('SIGTERM') // Kubernetes: a preStop hook's signal, then its own
+  await sleep(delay - 400 - 150)
+  polling = false
+  await poll
+  // Every probe sent from 100 ms after the signal on saw 503; every one before the signal, 200.
+  assert.deepEqual(probes.filter(([at]) => at < sent).map(([, status]) => status).filter((s) => s !== 200), [])
+  const late = probes.filter(([at]) => at >= sent + 100)
+  assert.ok(late.length > 10, 'probes were sent during the delay')
+  assert.deepEqual(late.map(([, status]) => status).filter((s) => s !== 503), [], 'not ready from 100 ms after SIGTERM on')
+  assert.deepEqual(requests.map(([, status]) => status).filter((s) => s !== 200), [], 'every request during the delay succeeded')
+  assert.ok(requests.filter(([at]) => at > sent).length > 10, 'requests were sent during the delay')
+  assert.equal(run.child.exitCode, null, 'still serving: the second SIGTERM did not force the exit')
+  assert.deepEqual(await run.exited, { code: 0, signal: null }, run.stderr)
+})
+
 test('a second signal during the shutdown forces the exit at once (128 + signal number)', async () => {
   const run = await startServer({ graceMs: 120_000, servers: [{ kind: 'net', protocol: 'imap', name: 'public', host: '127.0.0.3' }] })
   const client = await greeted(run.ready.ports[0], '127.0.0.3')
@@ -131,5 +173,6 @@ test('connections that never close: the shutdown ends after closeTimeoutMs with 
 
 test('bad options: ERR_PRIVSEP_INVALID_ARGUMENT', () => {
   assert.throws(() => new Lifecycle({ graceMs: -1 }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
+  assert.throws(() => new Lifecycle({ shutdownDelayMs: 1.5 }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT', message: /shutdownDelayMs/ })
   assert.throws(() => new Lifecycle({ exitCode: 1.5 }), { code: 'ERR_PRIVSEP_INVALID_ARGUMENT' })
 })

@@ -190,6 +190,33 @@ describe('the child is sealed off from root', () => {
     assert.equal(child.tty, 0, 'the child has no controlling terminal')
   })
 
+  test('what root types on its terminal never reaches the child: not through fd 0, 1 or 2, nor by opening them again', async () => {
+    // script(1) gives the program a pty on all three fds, open for reading and writing, as a
+    // login shell's are; lines are typed into it while the child reads every one of them.
+    const config = JSON.stringify({ listen: [], readTerminal: 3, exitCode: 0 })
+    const pty = spawn('script', ['-qfec', `${process.execPath} ${path.join(fixtures, 'sealed.mjs')} '${config}'`, '/dev/null'], { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    let typing
+    pty.stdout.on('data', (chunk) => {
+      out += chunk
+      if (typing === undefined && out.includes('readingTerminal')) {
+        let n = 0
+        typing = setInterval(() => { if (n < 5) pty.stdin.write(`typed-by-root-${n++}\n`) }, 200)
+      }
+    })
+    const code = await new Promise((resolve) => pty.on('exit', resolve))
+    clearInterval(typing)
+    const lines = out.split(/\r?\n/).filter((line) => line.includes('{"')).map((line) => JSON.parse(line.slice(line.indexOf('{"'))))
+    const result = lines.find((line) => line.terminalRead)
+    assert.ok(result, `no report from the child (exit ${code}):\n${out}`)
+    assert.ok(out.includes('typed-by-root-4'), 'control: the lines were typed (the terminal echoes them)')
+    assert.equal(result.perl, 'ok')
+    for (const { fd, read, why } of result.terminalRead) assert.doesNotMatch(read, /typed-by-root/, `the child read root's terminal through fd ${fd} (${why})`)
+    for (const { fd, what } of result.reopened) assert.doesNotMatch(what, /typed-by-root/, `the child read root's terminal by opening fd ${fd} again`)
+    assert.equal(result.terminalRead[0].why, 'end of file', 'stdin is /dev/null')
+    for (const fd of [1, 2]) assert.equal(parseInt(result.flags[fd], 8) & 3, 1, `fd ${fd} is write-only (flags ${result.flags[fd]})`)
+  })
+
   test('inheritable and ambient capabilities of the root process do not reach the child: all five sets empty, NoNewPrivs', async () => {
     const run = begin({ listen: [], exitCode: 0 },
       { prefix: ['setpriv', '--inh-caps', '+net_bind_service,+net_raw', '--ambient-caps', '+net_bind_service,+net_raw'] })

@@ -76,6 +76,8 @@ test('SIGHUP renews the key through the broker; open connections keep working; a
     for (;;) if ((line = await run.next()).msg === 'secure context not reloaded; the old one stays') break
     assert.equal(line.err.code, 'ERR_PRIVSEP_TLS_CONTEXT')
     assert.match(line.err.message, /key values mismatch|mismatch/i)
+    assert.equal(line.err.type, 'PrivsepError', 'logged as the error it is, not as a plain object')
+    assert.match(line.err.stack, /^PrivsepError: .*\n\s+at /)
     assert.equal(await serial(), '02', 'the old context stays')
     before.destroy()
   } finally {

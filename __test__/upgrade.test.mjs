@@ -4,7 +4,9 @@
 // three upgrades with the program changed between them; and a new version that crashes at
 // start, or never becomes ready, leaves the old one serving.
 import assert from 'node:assert/strict'
+import { execFile } from 'node:child_process'
 import fs from 'node:fs'
+import http from 'node:http'
 import path from 'node:path'
 import { after, afterEach, test } from 'node:test'
 import { alive, fixtures, httpLoad, start, tempDir } from './helpers.mjs'
@@ -84,6 +86,53 @@ test('a new version that crashes at start, or never becomes ready, leaves the ol
   await traffic.stop()
   assert.deepEqual(traffic.stats.failed, [])
   assert.ok(alive(first.pid))
+  run.child.kill('SIGTERM')
+  assert.deepEqual(await run.exited, { code: 0, signal: null })
+})
+
+/** `privsep reload ARGS...`: { code, stdout, stderr }. */
+const reload = (...args) => new Promise((resolve) => {
+  execFile(process.execPath, [path.join(fixtures, '..', '..', 'dist', 'cli.js'), 'reload', ...args], (err, stdout, stderr) => {
+    resolve({ code: err === null ? 0 : err.code, stdout, stderr })
+  })
+})
+const get = (port) => new Promise((resolve, reject) => {
+  http.get({ port, host: '127.0.0.1', agent: false }, (res) => {
+    let body = ''
+    res.on('data', (chunk) => { body += chunk }).on('end', () => resolve(body))
+  }).on('error', reject)
+})
+
+test('privsep reload returns once the new generation serves, and fails with the reason when the upgrade fails or is refused', async () => {
+  write('v1')
+  const pidFile = path.join(dir, 'program.pid')
+  const run = begin({ address: '127.0.0.1:86', readyTimeoutMs: 1500, pidFile })
+  await readyLine(run)
+  const monitor = String(run.child.pid)
+  assert.equal(fs.readFileSync(pidFile, 'utf8'), `${monitor}\n`, 'options.pidFile holds the pid to signal')
+  assert.match(run.stderr, new RegExp(`privsep: the pid to signal is ${monitor} \\(this process, which becomes privsep-monitor\\): SIGTERM stops, SIGUSR2 upgrades`))
+  for (const [version, generation, how] of [['v2', 2, ['--pid', monitor]], ['v3', 3, ['--pid-file', pidFile]]]) {
+    write(version)
+    const done = await reload(...how)
+    assert.equal(done.code, 0, done.stderr)
+    assert.equal(done.stdout, `privsep reload: generation ${generation} of privsep-monitor ${monitor} serves\n`)
+    // Synchronous: the very next new connection is the new generation's.
+    assert.match(await get(86), new RegExp(`^${version} ${generation} `))
+  }
+  for (const [flag, generation] of [['crash', 4], ['never-ready', 5]]) {
+    write('v9')
+    fs.writeFileSync(path.join(dir, flag), '')
+    const failed = await reload('--pid', monitor)
+    fs.rmSync(path.join(dir, flag))
+    assert.equal(failed.code, 1, `generation ${generation}: ${failed.stdout}`)
+    assert.match(failed.stderr, /the upgrade failed: .* the one before serves on/)
+    assert.match(await get(86), /^v3 3 /, 'the old generation serves on')
+  }
+  // A pid that is not a privsep monitor gets no signal (SIGUSR2 would end it).
+  const wrong = await reload('--pid', String(process.pid))
+  assert.equal(wrong.code, 1)
+  assert.match(wrong.stderr, new RegExp(`process ${process.pid} is node, not privsep-monitor`))
+  assert.equal((await reload('--pid', 'x1')).code, 2)
   run.child.kill('SIGTERM')
   assert.deepEqual(await run.exited, { code: 0, signal: null })
 })

@@ -1,14 +1,15 @@
 // The privsep demo (`npm start`, as root): binds an SMTP-like greeting server on a port below
-// 1024, an HTTPS server on another, a unix socket and /metrics on 127.0.0.1:9464; opens a
-// root-only (0600) TLS key; re-executes itself as `nobody` with those descriptors; then
-// answers every connection with the child's uid and the sha256 of the key it read through the
-// passed descriptor. SIGTERM (or Ctrl-C) drains everything, visibly in the (pino) log.
+// 1024, an HTTPS server (HTTP/2 and 1.1) on another, an HTTP server on a unix socket and
+// /metrics on 127.0.0.1:9464; opens a root-only (0600) TLS key; re-executes itself as the
+// user `privsep-demo` (a system user of its own, created on first run) with those descriptors;
+// then answers every connection with the child's uid and the sha256 of the key it read through
+// the passed descriptor. SIGTERM (or Ctrl-C) drains everything, visibly in the (pino) log.
 //
 //   sudo npm start                          ports 25 and 443, files under /tmp/privsep-demo
 //   sudo node examples/demo.mjs --smtp-port 2525 --https-port 8443 --dir /root/demo
 //   npm start -- --immediate                without root: no drop, ports 2525/8443 (filesImmediate)
 //   sudo node examples/demo.mjs --renew     a new key and certificate for a running demo; then
-//                                           kill -HUP <its pid>: it reloads them, no restart
+//                                           kill -HUP <the pid it logs at start>: it reloads them
 //
 // The same program runs twice, as the README shows: the calls below bind and open in the root
 // parent and return what the parent passed in the child.
@@ -16,7 +17,7 @@ import { execFileSync } from 'node:child_process'
 import crypto from 'node:crypto'
 import fs from 'node:fs'
 import http from 'node:http'
-import https from 'node:https'
+import http2 from 'node:http2'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
@@ -25,7 +26,7 @@ import pino from 'pino'
 import promClient from 'prom-client'
 import {
   cleanupPassedFiles, configureLifecycle, forkExecUnprivileged, handleSignals, listen, openPrivileged,
-  ready, restorePassedFiles, serve, setFilesImmediate, shutdown, watchSecureContext
+  ready, requestFile, restorePassedFiles, serve, setFilesImmediate, shutdown, watchSecureContext
 } from 'privsep'
 
 const { values: args } = parseArgs({
@@ -37,7 +38,7 @@ const { values: args } = parseArgs({
     'metrics-port': { type: 'string', default: '9464' },
     dir: { type: 'string' },
     socket: { type: 'string' },
-    user: { type: 'string', default: 'nobody' },
+    user: { type: 'string', default: 'privsep-demo' },
     'grace-ms': { type: 'string', default: '1000' },
     renew: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false }
@@ -53,11 +54,11 @@ const log = pino({ name: 'privsep-demo' }, pino.destination({ dest: 1, sync: tru
 if (args.help || (!immediate && uid !== 0 && process.env.PRIVSEP_FDS === undefined)) {
   process.stderr.write([
     'privsep demo: run it as root; it binds ports below 1024 and reads a root-only key, then',
-    'drops to the user "nobody" by itself:',
+    'drops to the user "privsep-demo" by itself (a system user it creates on first run):',
     '',
     '  sudo npm start',
     '  sudo node examples/demo.mjs [--smtp-port 25] [--https-port 443] [--metrics-port 9464]',
-    '                              [--dir /tmp/privsep-demo] [--socket DIR/demo.sock] [--user nobody]',
+    '                              [--dir /tmp/privsep-demo] [--socket DIR/demo.sock] [--user privsep-demo]',
     '',
     'Without root, try the development mode (no privilege drop, ports 2525 and 8443):',
     '',
@@ -90,6 +91,10 @@ if (immediate) {
 }
 const parent = !immediate && uid === 0
 if (parent || immediate) prepareFiles()
+if (parent) ensureUser(args.user)
+// The lifecycle's logger is the demo's, in the root parent too: privsep logs there the pid to
+// signal (this process, which becomes privsep-monitor).
+configureLifecycle({ logger: log, graceMs: Number(args['grace-ms']), beforeExit: () => log.info('bye') })
 
 const smtpListener = listen('tcp', `${args.host}:${ports.smtp}`)
 const httpsListener = listen('tcp', `${args.host}:${ports.https}`)
@@ -101,16 +106,18 @@ const certFd = openPrivileged(files.cert)
 if (parent) {
   log.info({ smtp: smtpListener.addr, https: httpsListener.addr, metrics: metricsListener.addr, unix: socketPath, key: files.key },
     'root parent: bound the listeners and opened the key; starting this program again as %s', args.user)
-  await forkExecUnprivileged({ user: args.user }) // root becomes privsep-monitor here, which ends the way the child ends
+  // Root becomes privsep-monitor here (same pid), which ends the way the child ends.
+  await forkExecUnprivileged({ user: args.user })
 }
 
 // From here on: the unprivileged child (or, with --immediate, the only process).
 cleanupPassedFiles()
 const key = fs.readFileSync(keyFd)
 const cert = fs.readFileSync(certFd)
-const keySha256 = crypto.createHash('sha256').update(key).digest('hex')
+const digest = (bytes) => crypto.createHash('sha256').update(bytes).digest('hex')
+let keySha256 = digest(key)
 const me = { uid: process.getuid?.(), gid: process.getgid?.(), pid: process.pid }
-log.info({ ...me, keySha256 }, 'serving; read the key through the passed descriptor')
+log.info({ ...me, keySha256 }, immediate ? 'serving; read the key in this process (filesImmediate: nothing was passed)' : 'serving; read the key through the passed descriptor')
 if (!immediate) {
   try {
     fs.readFileSync(files.key)
@@ -120,7 +127,6 @@ if (!immediate) {
   }
 }
 
-configureLifecycle({ logger: log, graceMs: Number(args['grace-ms']), beforeExit: () => log.info('bye') })
 handleSignals()
 
 const greeting = (label) => `220 privsep-demo ESMTP ${label} uid=${me.uid} key-sha256=${keySha256}\r\n`
@@ -149,14 +155,22 @@ function smtp (label) {
   }
 }
 
-await serve(net.createServer(smtp('smtp')), smtpListener, { protocol: 'smtp', name: 'public' })
-await serve(net.createServer(smtp('unix')), unixListener, { protocol: 'smtp', name: 'local' })
-const web = https.createServer({ key, cert }, (req, res) => {
+const answer = (req, res) => {
   res.setHeader('content-type', 'application/json')
   res.end(JSON.stringify({ ...me, keySha256, httpVersion: req.httpVersion }) + '\n')
-})
-// SIGHUP (forwarded by the monitor) reads the key and certificate again through the broker.
+}
+await serve(net.createServer(smtp('smtp')), smtpListener, { protocol: 'smtp', name: 'public' })
+await serve(http.createServer(answer), unixListener, { protocol: 'http', name: 'local' })
+// HTTP/2 and HTTP/1.1 on one port, chosen by ALPN.
+const web = http2.createSecureServer({ key, cert, allowHTTP1: true }, answer)
+// SIGHUP (forwarded by the monitor) reads the key and certificate again through the broker;
+// the digest the demo reports follows the key it now serves.
 watchSecureContext(web, files)
+process.on('SIGHUP', () => {
+  (immediate ? Promise.resolve(fs.openSync(files.key, 'r')) : requestFile(files.key)).then((fd) => {
+    try { keySha256 = digest(fs.readFileSync(fd)) } finally { fs.closeSync(fd) }
+  }, (err) => log.warn({ err }, 'could not read the renewed key'))
+})
 await serve(web, httpsListener, { protocol: 'https', name: 'public' })
 await serve(http.createServer(async (req, res) => {
   if (req.url !== '/metrics') {
@@ -167,8 +181,31 @@ await serve(http.createServer(async (req, res) => {
   res.end(await promClient.register.metrics())
 }), metricsListener, { protocol: 'http', name: 'metrics' })
 await ready() // systemd (Type=notify) hears READY=1 from the monitor; nothing without systemd
-log.info('ready: try  nc %s %d | curl -k https://%s:%d/ | nc -U %s | curl http://%s/metrics',
-  args.host, ports.smtp, args.host, ports.https, socketPath, metricsListener.addr)
+// Each a command of its own (one per array element: a separator could read as a shell pipe).
+log.info({
+  try: [`nc ${args.host} ${ports.smtp}`, `curl -k https://${args.host}:${ports.https}/`, `curl -k --http2 https://${args.host}:${ports.https}/`,
+    `curl --unix-socket ${socketPath} http://localhost/`, `curl http://${metricsListener.addr}/metrics`]
+}, 'ready: try each command in "try"')
+
+/**
+ * The demo's own system user: created (no home, no login shell) when it does not exist. A
+ * shared user such as nobody would let every other daemon running as nobody reach the child.
+ */
+function ensureUser (name) {
+  try {
+    execFileSync('id', ['-u', name], { stdio: 'ignore' })
+    return
+  } catch {
+    // Not there yet.
+  }
+  try {
+    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', name], { stdio: ['ignore', 'ignore', 'pipe'] })
+  } catch (err) {
+    log.fatal({ user: name, err: String(err.stderr ?? err.message).trim() }, 'could not create the user %s with useradd: create it (useradd --system --no-create-home --shell /usr/sbin/nologin %s) or pass --user', name, name)
+    process.exit(1)
+  }
+  log.info({ user: name }, 'created the system user %s (no home, no login shell) for the demo to run as', name)
+}
 
 /**
  * Makes `dir` (root's, 0711: others may reach the socket by name but not list or write) with

@@ -2,7 +2,9 @@
 // on every platform package, as at publish time) and the per-platform packages in npm/.
 // The repository's package.json does not list them: `npm ci` would fail on packages that are
 // not yet published. Used by the publish job, by __test__/pack.test.mjs and from the command
-// line: `node scripts/pack.mjs [--out DIR] [--sync]` (--sync writes the main version into npm/*).
+// line: `node scripts/pack.mjs [--out DIR] [--sync]` (--sync writes the main version into npm/*);
+// `--local [--out DIR]` packs the main package and this machine's platform package from the
+// checkout's build (`npm run pack:local`, into packed/).
 import { spawnSync } from 'node:child_process'
 import { chmodSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -139,7 +141,18 @@ export function syncVersions () {
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const args = process.argv.slice(2)
   const option = (name) => args.includes(name) ? args[args.indexOf(name) + 1] : undefined
-  if (args.includes('--sync')) {
+  if (args.includes('--local')) {
+    // What a user installs, from this checkout's build: the main package and this machine's
+    // platform package, side by side (`npm run pack:local`).
+    const out = resolve(option('--out') ?? 'packed')
+    mkdirSync(out, { recursive: true })
+    const built = readdirSync(root).filter((name) => /^privsep\.[\w-]+\.node$/.test(name))
+    if (built.length !== 1) throw new Error(`expected one local build (privsep.<platform>.node) in ${root}, found ${built.join(', ') || 'none'}: npm run build`)
+    const triple = built[0].slice('privsep.'.length, -'.node'.length)
+    const platform = packPlatform(triple, out, join(root, `privsep.${triple}.node`), join(root, `privsep-monitor.${triple}`))
+    const main = packMain(out)
+    console.log(`packed:\n  ${main}\n  ${platform}\ninstall both in your project:\n  npm install ${main} ${platform}`)
+  } else if (args.includes('--sync')) {
     syncVersions()
   } else if (option('--monitor')) {
     buildMonitor(option('--monitor'))

@@ -45,6 +45,12 @@ export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()
 // Before the root process becomes the monitor: what the lifecycle logged must be written.
 privsep.beforeHandOff = () => lifecycle.flushLogs()
+// What a user needs to know at start goes to the lifecycle's logger when the program has one,
+// else one line on stderr (creating pino's default logger here would change its stdout).
+privsep.info = (bindings, message) => {
+  if (lifecycle.hasLogger) lifecycle.logger.info(bindings, message)
+  else process.stderr.write(`privsep: ${message}\n`)
+}
 // systemd hears STOPPING=1 when the process's shutdown starts (nothing without systemd).
 lifecycle.onShutdown(() => { void privsep.notify('STOPPING=1').catch(() => {}) })
 export const shutdown: AbortSignal = lifecycle.shutdown
@@ -56,6 +62,8 @@ export const handleSignals: Lifecycle['handleSignals'] = lifecycle.handleSignals
 export const onShutdown: Lifecycle['onShutdown'] = lifecycle.onShutdown.bind(lifecycle)
 export const serve: Lifecycle['serve'] = lifecycle.serve.bind(lifecycle)
 export const registerMetrics: Lifecycle['registerMetrics'] = lifecycle.registerMetrics.bind(lifecycle)
+/** A readiness endpoint's handler: 200, then 503 from the first shutdown request on (see `shutdownDelayMs`). */
+export const readiness: Lifecycle['readiness'] = lifecycle.readiness
 export const configureLifecycle: Lifecycle['configure'] = lifecycle.configure.bind(lifecycle)
 
 // Key renewal, with this process's broker and the lifecycle's logger.

@@ -2,6 +2,7 @@
 // new work), `context` aborts after a grace period (abort work in flight), then every
 // registered connection is closed, and once none remain the process exits. `Lifecycle` holds
 // one process's shutdown; src/index.ts exports the process's instance.
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Server } from 'node:net'
 import type { Registry } from 'prom-client'
 import { ConnectionRegistry } from './connections.js'
@@ -26,6 +27,13 @@ export interface LifecycleOptions {
    * cut short when no connection remains. Default 1000.
    */
   graceMs?: number
+  /**
+   * Milliseconds from the first shutdown request to the drain. Meanwhile `readiness` answers
+   * 503, so a load balancer or Kubernetes' readiness probe takes the process out of rotation,
+   * and everything keeps serving; a second signal changes nothing. Set it to the probe's period
+   * (README, "Kubernetes"). Default 0: the drain starts at once.
+   */
+  shutdownDelayMs?: number
   /** Milliseconds to wait for force-closed connections to report 'close'. Default 1000. */
   closeTimeoutMs?: number
   /** Exit the process when shutdown is over. Default true; false: await `startShutdown()`. */
@@ -55,7 +63,7 @@ export interface HandleSignalsOptions {
 /** Exit code when connections were still open after `closeTimeoutMs`. */
 export const exitCodeUnclean = 1
 
-const defaults = { graceMs: 1000, closeTimeoutMs: 1000, exit: true, exitCode: 0 }
+const defaults = { graceMs: 1000, closeTimeoutMs: 1000, exit: true, exitCode: 0, shutdownDelayMs: 0 }
 const flushTimeoutMs = 2000
 const forcedFlushTimeoutMs = 250
 /** The same signal again within this time is one request delivered twice, not a second one. */
@@ -70,6 +78,10 @@ export class Lifecycle {
   #stopping: Promise<ShutdownResult> | undefined
   #force: ((exitCode: number) => void) | undefined
   #forcedCode: number | undefined
+  /** A shutdown was asked for: `readiness` answers 503 from then on. */
+  #unready = false
+  /** Within `shutdownDelayMs` of that request: serving on, signals change nothing. */
+  #delaying = false
 
   /** The connection registry: closed on shutdown, its gauge labelled protocol and listener. */
   readonly connections: ConnectionRegistry
@@ -83,7 +95,7 @@ export class Lifecycle {
 
   /** Changes options (for this process's instance: call it before anything starts). */
   configure (options: LifecycleOptions): void {
-    for (const key of ['graceMs', 'closeTimeoutMs', 'exitCode'] as const) {
+    for (const key of ['graceMs', 'closeTimeoutMs', 'exitCode', 'shutdownDelayMs'] as const) {
       const value = options[key]
       if (value !== undefined && !(Number.isInteger(value) && value >= 0)) {
         throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `${key} must be a non-negative integer, not ${String(value)}`)
@@ -115,9 +127,30 @@ export class Lifecycle {
     return this.#logs.created ? flushLogger(this.#logs.logger, flushTimeoutMs) : undefined
   }
 
+  /** False from the first shutdown request on (before the drain, during `shutdownDelayMs`). */
+  get ready (): boolean {
+    return !this.#unready
+  }
+
+  /**
+   * An HTTP handler for a readiness endpoint (a Kubernetes `readinessProbe`, a load
+   * balancer's health check): 200 while `ready`, 503 once a shutdown was asked for. Mount it
+   * on the path you probe: `if (req.url === '/ready') return readiness(req, res)`.
+   */
+  readonly readiness = (req: IncomingMessage, res: ServerResponse): void => {
+    const body = this.#unready ? 'shutting down\n' : 'ready\n'
+    res.writeHead(this.#unready ? 503 : 200, { 'content-type': 'text/plain', 'content-length': body.length, 'cache-control': 'no-store' })
+    res.end(req.method === 'HEAD' ? undefined : body)
+  }
+
   /** The logger shutdown events go to. */
   get logger (): Logger {
     return this.#logs.logger
+  }
+
+  /** True once a logger was given or created (reading `logger` creates the default one). */
+  get hasLogger (): boolean {
+    return this.#logs.created
   }
 
   /**
@@ -180,6 +213,9 @@ export class Lifecycle {
         void this.startShutdown(signal)
         return
       }
+      // Within the shutdown delay the process is on its way out already: one more signal
+      // (Kubernetes' preStop, then its SIGTERM) neither hastens nor forces it.
+      if (this.#delaying) return
       // systemd's default KillMode signals the monitor and the child at once, and the monitor
       // forwards its copy: the same signal again within moments is that one request.
       if (first?.signal === signal && performance.now() - first.at < duplicateSignalMs) return
@@ -197,6 +233,14 @@ export class Lifecycle {
     const { graceMs, closeTimeoutMs } = this.#options
     const forced = new Promise<number>((resolve) => { this.#force = resolve })
     if (this.#forcedCode !== undefined) this.#force?.(this.#forcedCode)
+    this.#unready = true
+    const { shutdownDelayMs } = this.#options
+    if (shutdownDelayMs > 0 && this.#forcedCode === undefined) {
+      log.info({ reason: describe(reason), shutdownDelayMs }, 'shutdown requested: not ready, serving on until the drain starts')
+      this.#delaying = true
+      await race([forced], shutdownDelayMs)
+      this.#delaying = false
+    }
     log.info({ reason: describe(reason), connections: this.connections.size, graceMs }, 'shutdown started: no longer accepting')
     // The registry reads `shutdown`: from this abort on, late registrations are closed.
     this.#shutdown.abort(abortReason('shutdown', reason))

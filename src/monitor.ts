@@ -32,6 +32,13 @@ export interface ForkExecOptions {
    * SIGUSR2. It is not forwarded.
    */
   upgradeSignal?: NodeJS.Signals | null
+  /**
+   * A file to write this process's pid into (the pid to signal: it becomes the monitor), for
+   * `privsep reload --pid-file` and scripts. Absolute, in a folder of root's that no one else
+   * can write (`/run`, `/run/NAME`). Left in place at the end: `privsep reload` signals only a
+   * running privsep-monitor. Default: none.
+   */
+  pidFile?: string
   /** How long a new generation may take to call `ready()` before it is killed. Default 30000. */
   readyTimeoutMs?: number
   /**

@@ -58,6 +58,8 @@ export interface Native {
   execMonitor (path: string, handOffFd: number, keep: number[]): never
   readReport (text: string): MonitorReport | null
   close (fd: number): void
+  /** Queues `signal` to `pid` and waits (blocking) for its answer, a number, or null after `timeoutMs` (`privsep reload`). */
+  queueSignal (pid: number, signal: number, timeoutMs: number): number | null
   /** A broker message decoded and encoded again (the property tests' way to the Rust decoders). */
   decodeMessage (format: 'request' | 'reply', bytes: number[]): number[]
   /** Windows, elevated: starts the restricted child with the `file` entries at its descriptors 3..; `[pid, process, job]`. */
@@ -87,7 +89,7 @@ export interface ProcessToken {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, decodeMessage: true,
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, queueSignal: true, decodeMessage: true,
     spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true, leakInheritable: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */
@@ -214,13 +216,35 @@ export function native (): Native {
     loaded = wrap(addon as Native)
     return loaded
   }
-  const hint = sea
-    ? `this is a single executable application: put privsep.${triple}.node and privsep-monitor.${triple} beside it (from the package privsep-${triple}, or a checkout's 'npm run build')`
-    : publishedPlatforms.includes(triple)
-    ? `reinstall privsep so npm installs its optional dependency privsep-${triple} (not with --no-optional / --omit=optional), or build it from a checkout with 'npm run build'`
-    : `privsep publishes binaries for ${publishedPlatforms.join(', ')}; on ${triple} build it from a checkout with 'npm run build' (needs Rust)`
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
-    `privsep could not load its native addon for ${triple} (node ${process.version}); tried:\n${failures.join('\n')}\n${hint}`)
+    `privsep could not load its native addon for ${triple} (node ${process.version}); tried:\n${failures.join('\n')}\n${loadHint(triple, `privsep.${triple}.node and privsep-monitor.${triple}`)}`)
+}
+
+/**
+ * What to do when the binaries are missing, by where this privsep came from: a checkout
+ * builds them, a local tarball needs the platform package's tarball beside it, the registry's
+ * package installs it as an optional dependency.
+ */
+function loadHint (triple: string, files: string): string {
+  if (isSea()) return `this is a single executable application: put ${files} beside it (from the package privsep-${triple}, or a checkout's 'npm run build')`
+  const packageRoot = path.join(import.meta.dirname, '..')
+  if (fs.existsSync(path.join(packageRoot, 'Cargo.toml'))) return `this is a checkout of privsep: build it with 'npm run build' (needs Rust)`
+  if (!publishedPlatforms.includes(triple)) {
+    return `privsep publishes binaries for ${publishedPlatforms.join(', ')}; on ${triple} build it from a checkout with 'npm run build' (needs Rust)`
+  }
+  // npm records where each installed package came from in node_modules/.package-lock.json.
+  let resolved: unknown
+  try {
+    const lock = JSON.parse(fs.readFileSync(path.join(packageRoot, '..', '.package-lock.json'), 'utf8')) as { packages?: Record<string, { resolved?: unknown }> }
+    resolved = lock.packages?.['node_modules/privsep']?.resolved
+  } catch {
+    // Not installed by npm (or an old npm): the general advice below.
+  }
+  if (typeof resolved === 'string' && resolved.startsWith('file:')) {
+    return `privsep was installed from a local tarball (${resolved}), which brings no binaries: install the platform package's tarball with it ` +
+      `('npm run pack:local' in a checkout packs both, then npm install both files)`
+  }
+  return `reinstall privsep so npm installs its optional dependency privsep-${triple} (not with --no-optional / --omit=optional), or build it from a checkout with 'npm run build'`
 }
 
 let monitor: string | undefined
@@ -259,9 +283,7 @@ export function monitorPath (): string {
   }
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
     `privsep could not find its monitor executable for ${triple}; tried:\n${failures.join('\n')}\n` +
-    (isSea()
-      ? `this is a single executable application: put ${name} beside it, as the addon`
-      : `reinstall privsep so npm installs privsep-${triple}, or build it from a checkout with 'npm run build'`))
+    loadHint(triple, name))
 }
 
 /**

@@ -5,7 +5,7 @@ const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
 import { fromNative, PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
 import { native, type BrokerRequest, type PassedEntry } from './native.js'
-import { checkOptions, execMonitor, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
+import { checkOptions, execMonitor, forwardedSignals, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
 import { checkWindowsOptions, isElevated, startRestricted } from './windows.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
@@ -45,6 +45,43 @@ function openRegularFile (path: string): number {
     throw new PrivsepError('ERR_PRIVSEP_NOT_FILE', `openPrivileged(${path}): not a regular file`)
   }
   return fd
+}
+
+/** `open()`'s result; an error it throws names `path` (a unix socket's, say) as Node's do. */
+function withPath<T> (open: () => T, path: string | undefined): T {
+  try {
+    return open()
+  } catch (err) {
+    throw path === undefined ? err : Object.assign(err as Error, { path })
+  }
+}
+
+/**
+ * Writes this process's pid (the monitor's, once it execs) to `file`, as root: the folder must
+ * be root's and writable by nobody else, and a symlink at `file` is refused (a planted one
+ * would make root write elsewhere).
+ */
+function writePidFile (file: string): void {
+  const path = process.getBuiltinModule('node:path')
+  if (typeof file !== 'string' || !path.isAbsolute(file) || file.includes('\0')) {
+    throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `forkExecUnprivileged: options.pidFile must be an absolute path, not ${JSON.stringify(file)}`)
+  }
+  const folder = fs.statSync(path.dirname(file), { throwIfNoEntry: false })
+  if (folder === undefined || !folder.isDirectory() || folder.uid !== 0 || (folder.mode & 0o022) !== 0) {
+    throw Object.assign(new PrivsepError('ERR_PRIVSEP_UNSAFE_PATH',
+      `forkExecUnprivileged: the pid file's folder ${path.dirname(file)} must be a folder of root's that no one else can write (such as /run or /run/NAME)`), { path: file })
+  }
+  let fd: number
+  try {
+    fd = fs.openSync(file, fs.constants.O_WRONLY | fs.constants.O_CREAT | fs.constants.O_TRUNC | fs.constants.O_NOFOLLOW, 0o644)
+  } catch (err) {
+    throw fromNative(err)
+  }
+  try {
+    fs.writeFileSync(fd, `${process.pid}\n`)
+  } finally {
+    fs.closeSync(fd)
+  }
 }
 
 /** Closes a descriptor: on Windows a CRT descriptor of Node's, which only Node can close. */
@@ -91,6 +128,23 @@ export class Privsep {
   #spawned = false
   /** The sockets systemd passed, once looked for (null: not yet). */
   #activated: Activated[] | undefined | null = null
+  /** Under socket activation: the listeners taken from systemd, and those bound here. */
+  #activation: { taken: string[], bound: string[] } = { taken: [], bound: [] }
+
+  /**
+   * Where this instance logs what a user needs to know at start (the pid to signal, which
+   * listeners socket activation passed): src/index.ts gives it the lifecycle's logger.
+   */
+  info: ((bindings: Record<string, unknown>, message: string) => void) | undefined
+
+  /** Under socket activation, once: which listeners systemd passed and which were bound here. */
+  #logActivation (): void {
+    const { taken, bound } = this.#activation
+    if (taken.length + bound.length === 0) return
+    this.info?.({ fromSystemd: taken, boundHere: bound },
+      `socket activation: ${taken.length} listener(s) from systemd (${taken.join(', ') || 'none'}), ${bound.length} bound here (${bound.join(', ') || 'none'})`)
+    this.#activation = { taken: [], bound: [] }
+  }
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
   #watchdog: NodeJS.Timeout | undefined
@@ -164,19 +218,24 @@ export class Privsep {
     if (process.platform === 'win32') return new Listener(network, addr, undefined)
     if (mode === 'child') return new Listener(network, addr, this.#claimSocket(key))
     const activated = this.#adoptActivated()
-    if (activated !== undefined) {
-      const fd = this.#claimActivated(activated, network, addr, options.name)
-      if (mode === 'immediate') return new Listener(network, addr, fd)
-      this.#kept.push([fd, network, addr])
+    // Under socket activation a listener systemd passed is taken; one it did not pass (a
+    // .socket unit that lists some of the program's listeners) is bound here as usual,
+    // unless the program asked for it by its FileDescriptorName.
+    const fromSystemd = activated === undefined ? undefined : this.#claimActivated(activated, network, addr, options.name)
+    if (fromSystemd !== undefined) {
+      this.#activation.taken.push(key)
+      if (mode === 'immediate') return new Listener(network, addr, fromSystemd)
+      this.#kept.push([fromSystemd, network, addr])
       return new Listener(network, addr, -1)
     }
+    if (activated !== undefined) this.#activation.bound.push(key)
     // Port 0 binds a fresh port each time; only a parent must refuse a second one, since its
     // child could not tell the two apart.
     const anyPort = network !== 'unix' && addr.endsWith(':0')
     if (this.#listening.has(key) && (mode === 'parent' || !anyPort)) {
       throw new PrivsepError('ERR_PRIVSEP_ALREADY_LISTENING', `listen(${key}) was already called in this process`)
     }
-    const fd = native().listen(network, addr, backlog, fileMode)
+    const fd = withPath(() => native().listen(network, addr, backlog, fileMode), network === 'unix' ? addr : undefined)
     this.#listening.add(key)
     if (mode === 'immediate') return new Listener(network, addr, fd)
     this.#kept.push([fd, network, addr])
@@ -249,6 +308,7 @@ export class Privsep {
 
   /** In the child: closes every passed (or activated) descriptor that no listen/openPrivileged claimed. */
   cleanupPassedFiles (): void {
+    this.#logActivation()
     for (const socket of this.#activated ?? []) {
       if (!socket.claimed) native().close(socket.fd)
       socket.claimed = true
@@ -282,6 +342,12 @@ export class Privsep {
     }
     this.#mode('forkExecUnprivileged()')
     const signals = signalNumbers(options)
+    if (options.pidFile !== undefined) writePidFile(options.pidFile)
+    this.#logActivation()
+    const upgrade = options.upgradeSignal === null ? '' : `, ${options.upgradeSignal ?? 'SIGUSR2'} upgrades (privsep reload --pid ${process.pid})`
+    this.info?.({ pid: process.pid, pidFile: options.pidFile },
+      `the pid to signal is ${process.pid} (this process${options.exit === false ? '' : ', which becomes privsep-monitor'}): SIGTERM stops${upgrade}; ` +
+      `${(options.signals ?? forwardedSignals).join(', ')} reach the program`)
     const kept = this.#kept
     if (options.exit === false) {
       const ended = runMonitor(kept, options, signals) // throws here when refused
@@ -340,7 +406,11 @@ export class Privsep {
     }
     const absolute = process.getBuiltinModule('node:path').resolve(path)
     if (this.#brokerless()) return openRegularFile(absolute)
-    return await this.#ask(`requestFile(${absolute})`, ['file', absolute])
+    try {
+      return await this.#ask(`requestFile(${absolute})`, ['file', absolute])
+    } catch (err) {
+      throw Object.assign(err as Error, { path: absolute })
+    }
   }
 
   /**
@@ -457,14 +527,18 @@ export class Privsep {
     return this.#activated
   }
 
-  /** The activated socket for `network addr` (and `name`, if given), claimed. */
-  #claimActivated (activated: Activated[], network: Network, addr: string, name: string | undefined): number {
+  /**
+   * The activated socket for `network addr` (and `name`, if given), claimed; undefined when
+   * systemd passed none for it and no name was asked for (the caller binds it).
+   */
+  #claimActivated (activated: Activated[], network: Network, addr: string, name: string | undefined): number | undefined {
     const found = activated.find((a) => !a.claimed && (name === undefined || a.name === name) && native().matches(a.fd, network, addr))
+    if (found === undefined && name === undefined) return undefined
     if (found === undefined) {
       const passed = activated.map((a) => `${a.name} (fd ${a.fd}, ${a.kind} ${a.address}${a.claimed ? ', claimed' : ''})`).join('; ') || 'none'
       throw new PrivsepError('ERR_PRIVSEP_NOT_ACTIVATED',
-        `listen(${network} ${addr}${name === undefined ? '' : `, name ${name}`}): systemd passed no such socket (passed: ${passed}); ` +
-        'add it to the .socket unit, or ask for one of these')
+        `listen(${network} ${addr}, name ${name}): systemd passed no socket of that name for this address (passed: ${passed}); ` +
+        'add it to the .socket unit (FileDescriptorName=), or leave out the name to bind it here')
     }
     found.claimed = true
     return found.fd

@@ -13,6 +13,10 @@ export interface ServiceOptions {
   description?: string
   /** The program's working directory. */
   workingDirectory: string
+  /** True when the user chose the working directory; else it is the program's folder. */
+  workingDirectoryChosen?: boolean
+  /** node and the privsep command (dist/cli.js), absolute: ExecReload runs `privsep reload`. */
+  reload: [node: string, cli: string]
   /** A folder under /run the program may write (unix sockets), e.g. its name. */
   runtimeDirectory?: string
 }
@@ -28,7 +32,7 @@ export function serviceUnit (options: ServiceOptions): string {
   if (command === undefined || !command.startsWith('/')) {
     throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `print-service needs the command as an absolute path, not ${JSON.stringify(command)}`)
   }
-  for (const text of [...options.command, options.user, options.description ?? '', options.workingDirectory]) {
+  for (const text of [...options.command, options.user, options.description ?? '', options.workingDirectory, ...options.reload]) {
     if (/[\n\r\0]/.test(text)) throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `print-service: ${JSON.stringify(text)} has a line break or NUL`)
   }
   const description = options.description ?? `${options.command.join(' ')} (privsep, drops to ${options.user})`
@@ -43,11 +47,13 @@ After=network.target
 Type=notify
 NotifyAccess=main
 ExecStart=${options.command.map(word).join(' ')}
+# ${options.workingDirectoryChosen === true ? 'As given' : "The program's folder"} (not the folder print-service ran in, which PrivateTmp= may hide).
 WorkingDirectory=${word(options.workingDirectory)}
-# systemctl reload: a zero-downtime upgrade (SIGUSR2 to the monitor: a new generation of the
-# program as on disk now, its files opened again, takes over once ready). For keys alone,
-# kill -HUP the main process: watchSecureContext() reloads them in place.
-ExecReload=/bin/kill -USR2 $MAINPID
+# systemctl reload is an upgrade: \`privsep reload\` sends SIGUSR2 to the monitor, which starts a
+# new generation of the program as on disk now (its files opened again) and retires the old
+# one once the new one is ready; it returns then, or fails if the upgrade failed. SIGHUP
+# (systemctl kill -s HUP --kill-whom=main) renews keys in place: watchSecureContext().
+ExecReload=${options.reload.map(word).join(' ')} reload --pid $MAINPID
 # SIGTERM to the monitor only, which forwards it once: the child drains.
 KillMode=mixed
 TimeoutStopSec=30

@@ -55,7 +55,8 @@ export function watchSecureContext (privsep: Privsep, logger: () => Logger, serv
   const onSignal = (): void => {
     reloadSecureContext(privsep, server, files).then(
       ({ serial }) => { logger().info({ signal, key: files.key, cert: files.cert, serial }, 'secure context reloaded') },
-      (err: unknown) => { logger().warn({ signal, key: files.key, cert: files.cert, err: { code: (err as { code?: string }).code, message: (err as Error).message } }, 'secure context not reloaded; the old one stays') }
+      // The error itself: pino's serializer logs its type, code, message and stack.
+      (err: unknown) => { logger().warn({ signal, key: files.key, cert: files.cert, err }, 'secure context not reloaded; the old one stays') }
     )
   }
   process.on(signal, onSignal)

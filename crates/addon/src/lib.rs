@@ -489,6 +489,22 @@ unsafe extern "C" fn leak_inheritable(env: napi_env, info: napi_callback_info) -
     })
 }
 
+/// `queueSignal(pid, signal, timeoutMs): number | null`: queues `signal` to `pid` and waits
+/// (blocking) for its answer: `privsep reload` (docs/PROTOCOL.md, "Reload"). null: no answer in time.
+unsafe extern "C" fn queue_signal(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let pid = cx.int(args[0], "pid")?;
+        let timeout = cx.int(args[2], "timeoutMs")?;
+        if pid <= 0 || timeout < 0 {
+            return Err(Fail::invalid("queueSignal takes a pid above 0 and a timeout of 0 or more"));
+        }
+        match process::queue_and_wait(pid as u32, cx.int(args[1], "signal")?, timeout as u32)? {
+            Some(answer) => cx.create_number(answer as f64),
+            None => cx.null(),
+        }
+    })
+}
+
 /// `close(fd): void`.
 unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -504,7 +520,7 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 19] = [
+    let functions: [(&str, napi_callback); 20] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
@@ -517,6 +533,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("execMonitor", Some(exec_monitor)),
         ("readReport", Some(read_report)),
         ("close", Some(close)),
+        ("queueSignal", Some(queue_signal)),
         ("decodeMessage", Some(decode_message)),
         ("spawnRestricted", Some(spawn_restricted)),
         ("waitChild", Some(wait_child)),

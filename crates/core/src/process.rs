@@ -59,10 +59,43 @@ impl Signals {
         self.0
     }
 
-    /// The signals that arrived since the last call, each once.
-    pub fn take(&self) -> Vec<i32> {
-        sys::caught_signals(self.0)
+    /// The signals that arrived since the last call, each once, and those of them sent with
+    /// sigqueue(3) with a sender to answer (`answer`).
+    pub fn take(&self) -> (Vec<i32>, Vec<Queued>) {
+        let (signals, queued) = sys::caught_signals(self.0);
+        let queued = queued
+            .into_iter()
+            .map(|(signal, pid, value)| Queued { signal, pid, value })
+            .collect();
+        (signals, queued)
     }
+}
+
+/// A signal sent with sigqueue(3) by `privsep reload` (docs/PROTOCOL.md, "Reload"): `value`
+/// is the id of the sender's thread that waits for the answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Queued {
+    pub signal: i32,
+    pub pid: u32,
+    pub value: i32,
+}
+
+/// The answers to a queued upgrade signal besides a generation's number (it serves now).
+pub const UPGRADE_FAILED: i32 = 0;
+pub const UPGRADE_UNDER_WAY: i32 = -1;
+pub const UPGRADE_STOPPING: i32 = -2;
+
+impl Queued {
+    /// Answers the sender: a sender that is gone (or never waited) is not an error.
+    pub fn answer(&self, value: i32) {
+        let _ = sys::answer_queued(self.pid, self.value, value);
+    }
+}
+
+/// Queues `signal` to `pid` and waits at most `timeout_ms` for the answer (`Queued::answer`);
+/// None when none came in time.
+pub fn queue_and_wait(pid: u32, signal: i32, timeout_ms: u32) -> Result<Option<i32>> {
+    sys::queue_and_wait(pid, signal, timeout_ms).map_err(|e| e.about(format!("signal {} to process {}", signal, pid)))
 }
 
 /// Waits until one of `fds` (-1: none) is readable or closed, at most `timeout_ms` (-1: no

@@ -29,7 +29,8 @@ use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
-use privsep_core::process::{self, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
+use privsep_core::process::{self, Queued, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
+use privsep_core::process::{UPGRADE_FAILED, UPGRADE_STOPPING, UPGRADE_UNDER_WAY};
 use privsep_core::protocol::{Entry, Passed};
 use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
@@ -114,7 +115,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
 
     let first = start(&handoff, &handoff.passed, 1);
     close_files(&handoff.passed);
-    let mut current = first_start(first?, &signals, &handoff)?;
+    let (mut current, mut pending) = first_start(first?, &signals, &handoff)?;
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
         let _ = socket::close(*report);
@@ -132,6 +133,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
     let mut stopping = false;
     let mut generations = 1;
+    // Who queued the upgrade signal for the upgrade under way (`privsep reload`): each is told
+    // how it ended, the new generation's number or why not.
+    let mut waiting: Vec<Queued> = Vec::new();
+    let tell = |waiting: &mut Vec<Queued>, answer: i32| {
+        for sender in waiting.drain(..) {
+            sender.answer(answer);
+        }
+    };
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
     };
@@ -140,6 +149,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             break 'serving status;
         }
         let deadlines = next.iter().map(|(_, d)| *d).chain(draining.iter().filter_map(|d| d.kill_at));
+        // Signals taken during the first start are acted on at once.
+        let deadlines = deadlines.chain(Some(Instant::now()).filter(|_| !pending.0.is_empty()));
         let timeout = deadlines.min().map_or(-1, |deadline| {
             deadline
                 .saturating_duration_since(Instant::now())
@@ -158,13 +169,21 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             timeout,
         )?;
         let mut upgrade = false;
-        for signal in if ready[0] { signals.take() } else { Vec::new() } {
+        let (caught, queued) = if ready[0] { signals.take() } else { (Vec::new(), Vec::new()) };
+        let (caught, queued) = {
+            let mut taken = std::mem::take(&mut pending);
+            merge(&mut taken, caught, queued);
+            taken
+        };
+        let mut asked: Vec<Queued> = queued.into_iter().filter(|q| q.signal == handoff.upgrade_signal).collect();
+        for signal in caught {
             if signal == SIGCHLD {
                 while let Some((pid, status)) = process::reap()? {
                     if pid == current.pid {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
                             g.retire(&mut draining, grace);
+                            tell(&mut waiting, UPGRADE_STOPPING);
                         }
                     }
                     draining.retain(|d| d.pid != pid);
@@ -181,6 +200,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                             ),
                         }
                         failed.close();
+                        tell(&mut waiting, UPGRADE_FAILED);
                         say("READY=1");
                     }
                 }
@@ -193,6 +213,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
                         g.retire(&mut draining, grace);
+                        tell(&mut waiting, UPGRADE_STOPPING);
                     }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
@@ -218,6 +239,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
+                    tell(&mut waiting, new.number as i32);
                     std::mem::replace(&mut current, new).retire(&mut draining, grace);
                     say("READY=1");
                 }
@@ -238,6 +260,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     failed.number, err, current.number
                 );
                 failed.close();
+                tell(&mut waiting, UPGRADE_FAILED);
                 say("READY=1");
             }
         }
@@ -248,6 +271,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 stuck.number, handoff.ready_timeout_ms, current.number
             );
             stuck.retire(&mut draining, grace);
+            tell(&mut waiting, UPGRADE_FAILED);
             say("READY=1");
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
@@ -258,6 +282,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
             late.retire(&mut draining, grace);
+            tell(&mut waiting, UPGRADE_FAILED);
             say("READY=1");
         }
         for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
@@ -270,10 +295,12 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 grace.as_millis()
             );
         }
-        if upgrade && (stopping || ended.is_some()) {
+        if (upgrade || !asked.is_empty()) && (stopping || ended.is_some()) {
             log!("the program is stopping: no upgrade");
+            tell(&mut asked, UPGRADE_STOPPING);
         } else if upgrade && next.is_some() {
             log!("an upgrade is under way already");
+            tell(&mut asked, UPGRADE_UNDER_WAY);
         } else if upgrade {
             say("RELOADING=1");
             generations += 1;
@@ -281,12 +308,14 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Ok(generation) => {
                     let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
                     next = Some((generation, deadline));
+                    waiting.append(&mut asked);
                 }
                 Err(err) => {
                     log!(
                         "could not start generation {}: {}; generation {} serves on",
                         generations, err, current.number
                     );
+                    tell(&mut asked, UPGRADE_FAILED);
                     say("READY=1");
                 }
             }
@@ -362,14 +391,18 @@ impl Generation {
     }
 }
 
+/// Signals taken but not yet acted on, and the queued ones among them (`Signals::take`).
+type Taken = (Vec<i32>, Vec<Queued>);
+
 /// Waits for the first generation's exec, at most `ready_timeout_ms`: from its setuid on the
 /// start runs as the user, and any process of the user can stop it before exec. A stuck start
 /// is killed and is an error (ETIMEDOUT); so is a SIGTERM or SIGINT meanwhile (EINTR: the
-/// program is stopped before it ran). Any other signal taken meanwhile (SIGCHLD included: the
-/// child may have ended right after its exec) is raised again, for the loop.
-fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> Result<Generation> {
+/// program is stopped before it ran; a queued upgrade signal is answered "stopping"). Any
+/// other signal taken meanwhile (SIGCHLD included: the child may have ended right after its
+/// exec) is returned, for the loop to act on first.
+fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> Result<(Generation, Taken)> {
     let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
-    let mut again = Vec::new();
+    let mut pending: Taken = (Vec::new(), Vec::new());
     let outcome = loop {
         let starting = first.starting.as_ref().expect("a generation starting");
         let left = deadline.saturating_duration_since(Instant::now());
@@ -378,11 +411,11 @@ fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> R
             break first.starting.take().expect("a generation starting").finish(false).map(|_| ());
         }
         if ready[1] {
-            let taken = signals.take();
-            if let Some(&stop) = taken.iter().find(|&&s| s == SIGTERM || s == SIGINT) {
+            let (caught, queued) = signals.take();
+            merge(&mut pending, caught, queued);
+            if let Some(&stop) = pending.0.iter().find(|&&s| s == SIGTERM || s == SIGINT) {
                 break Err(spawn::stopped(&handoff.program, &handoff.user, stop));
             }
-            again.extend(taken);
         }
         if Instant::now() >= deadline {
             break Err(spawn::stuck(&handoff.program, &handoff.user, handoff.ready_timeout_ms));
@@ -394,12 +427,22 @@ fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> R
             let _ = spawn::wait(first.pid);
         }
         first.close();
+        for sender in pending.1 {
+            sender.answer(UPGRADE_STOPPING);
+        }
         return Err(err);
     }
-    for signal in again {
-        let _ = process::send(std::process::id(), signal);
+    Ok((first, pending))
+}
+
+/// Adds `caught` (each signal once) and `queued` to `taken`.
+fn merge(taken: &mut Taken, caught: Vec<i32>, queued: Vec<Queued>) {
+    for signal in caught {
+        if !taken.0.contains(&signal) {
+            taken.0.push(signal);
+        }
     }
-    Ok(first)
+    taken.1.extend(queued);
 }
 
 /// Starts generation `number` of the program with `passed`, and a broker channel of its own.

@@ -411,6 +411,8 @@ pub fn spawn_as(
     // SAFETY: getpid has no preconditions.
     let parent = unsafe { libc::getpid() };
     let mut dirents = [0u8; 1024];
+    let terminal = terminal_stdio()?;
+    let stdio: [c_int; 3] = [0, 1, 2].map(|fd| terminal[fd].as_ref().map_or(-1, |f| f.as_raw_fd()));
 
     let (reader, writer) = pipe()?;
     let all = SignalMask::all();
@@ -433,6 +435,7 @@ pub fn spawn_as(
             open_max,
             parent,
             dirents: &mut dirents,
+            stdio,
         };
         let mut report_fd = writer.as_raw_fd();
         // SAFETY: we are the only thread of the new process and touch only prepared memory.
@@ -490,6 +493,37 @@ impl Starting {
             io::Error::from_raw_os_error(errno),
         ))
     }
+}
+
+/// What the child gets instead of stdio that is a terminal (None: kept as it is). A terminal
+/// is usually open for reading and writing on all three: through fd 0, 1 or 2 the child could
+/// read what root types there (its own session keeps job control from stopping it). So stdin
+/// becomes /dev/null, and stdout and stderr the same terminal opened again write-only (by
+/// /proc/self/fd, as root, before the drop: the user could not open it). Close-on-exec: the
+/// child gets them by dup2.
+fn terminal_stdio() -> SysResult<[Option<OwnedFd>; 3]> {
+    let open = |path: &[u8], flags: c_int| -> SysResult<OwnedFd> {
+        // SAFETY: `path` is NUL-terminated; open returns a fresh descriptor or -1.
+        let fd = unsafe { libc::open(path.as_ptr().cast(), flags | libc::O_NOCTTY | libc::O_CLOEXEC) };
+        if fd == -1 {
+            return Err(SysError::new("open", io::Error::last_os_error()));
+        }
+        // SAFETY: open returned a fresh descriptor we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    };
+    let mut stdio: [Option<OwnedFd>; 3] = [None, None, None];
+    for (fd, slot) in stdio.iter_mut().enumerate() {
+        // SAFETY: isatty only inspects the descriptor.
+        if unsafe { libc::isatty(fd as c_int) } != 1 {
+            continue;
+        }
+        *slot = Some(match fd {
+            0 => open(b"/dev/null\0", libc::O_RDONLY)?,
+            1 => open(b"/proc/self/fd/1\0", libc::O_WRONLY)?,
+            _ => open(b"/proc/self/fd/2\0", libc::O_WRONLY)?,
+        });
+    }
+    Ok(stdio)
 }
 
 /// True when a spawn failed at the post-drop check: root could still be regained.
@@ -556,6 +590,8 @@ struct Child<'a> {
     open_max: c_int,
     parent: libc::pid_t,
     dirents: &'a mut [u8],
+    /// What replaces stdio 0, 1, 2 (-1: kept): see `terminal_stdio`.
+    stdio: [c_int; 3],
 }
 
 fn errno() -> i32 {
@@ -589,6 +625,12 @@ impl<'a> Child<'a> {
         // A session of its own: no controlling terminal shared with root (no TIOCSTI into
         // root's shell), and a terminal's ^C reaches only the monitor, which forwards it once.
         step!(SETSID, libc::setsid());
+        // Root's terminal is never readable in the child: prepared by `terminal_stdio`.
+        for (fd, &with) in self.stdio.iter().enumerate() {
+            if with != -1 {
+                step!(DUP2, libc::dup2(with, fd as c_int));
+            }
+        }
 
         // Move the report pipe and the passed fds above 3..3+n, then put the passed ones in place.
         let floor = 3 + self.fds.len() as c_int;
@@ -1084,19 +1126,52 @@ impl SignalMask {
 /// The write end of the signal pipe, for the handler; -1 until `catch_signals`.
 static SIGNAL_PIPE: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(-1);
 
-extern "C" fn on_signal(signal: c_int) {
-    // SAFETY: errno is thread-local; write(2) is async-signal-safe; a full pipe drops the
-    // byte, which loses nothing (the same signal is pending in the pipe already).
+/// What the handler writes into the pipe per signal: its number, then (sent with sigqueue(3)
+/// on Linux) the sender's pid and the value it sent, else zeros. One write of this size is
+/// atomic (less than PIPE_BUF), so records never interleave.
+const RECORD: usize = 9;
+
+extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _context: *mut libc::c_void) {
+    // SAFETY: errno is thread-local; write(2) is async-signal-safe; the kernel passes a valid
+    // siginfo to an SA_SIGINFO handler. A full pipe drops the record: the signal is pending in
+    // the pipe already, and a dropped sender is only not answered.
     unsafe {
         let saved = errno();
-        let byte = signal as u8;
+        let (pid, value) = queued_by(info);
+        let mut record = [0u8; RECORD];
+        record[0] = signal as u8;
+        record[1..5].copy_from_slice(&pid.to_ne_bytes());
+        record[5..9].copy_from_slice(&value.to_ne_bytes());
         libc::write(
             SIGNAL_PIPE.load(std::sync::atomic::Ordering::Relaxed),
-            (&byte as *const u8).cast(),
-            1,
+            record.as_ptr().cast(),
+            RECORD,
         );
         set_errno(saved);
     }
+}
+
+/// sigqueue(3)'s `si_code`.
+#[cfg(target_os = "linux")]
+const SI_QUEUE: c_int = -1;
+
+/// The sender and value of a signal sent with sigqueue(3); zeros for any other.
+///
+/// # Safety
+/// `info` is null or points to a siginfo the kernel filled.
+#[cfg(target_os = "linux")]
+unsafe fn queued_by(info: *const libc::siginfo_t) -> (u32, i32) {
+    if info.is_null() || (*info).si_code != SI_QUEUE {
+        return (0, 0);
+    }
+    let value = (*info).si_value();
+    // sival_int is the union's first four bytes.
+    let int = *(&value as *const libc::sigval).cast::<i32>();
+    ((*info).si_pid() as u32, int)
+}
+#[cfg(not(target_os = "linux"))]
+unsafe fn queued_by(_info: *const libc::siginfo_t) -> (u32, i32) {
+    (0, 0)
 }
 
 #[cfg(target_os = "linux")]
@@ -1130,13 +1205,13 @@ pub fn catch_signals(caught: &[c_int], ignored: &[c_int]) -> SysResult<RawFd> {
         // SAFETY: all-zero is a valid sigaction; the handler only writes to the pipe.
         let mut action: libc::sigaction = unsafe { mem::zeroed() };
         action.sa_sigaction = if caught.contains(&sig) {
-            on_signal as extern "C" fn(c_int) as libc::sighandler_t
+            on_signal as extern "C" fn(c_int, *mut libc::siginfo_t, *mut libc::c_void) as libc::sighandler_t
         } else if ignored.contains(&sig) {
             libc::SIG_IGN
         } else {
             libc::SIG_DFL
         };
-        action.sa_flags = libc::SA_RESTART;
+        action.sa_flags = libc::SA_RESTART | libc::SA_SIGINFO;
         // SAFETY: the mask inside `action` is initialised by sigfillset.
         unsafe {
             libc::sigfillset(&mut action.sa_mask);
@@ -1147,20 +1222,153 @@ pub fn catch_signals(caught: &[c_int], ignored: &[c_int]) -> SysResult<RawFd> {
     Ok(reader.into_raw_fd())
 }
 
-/// The signals waiting in the pipe `catch_signals` returned, each once.
-pub fn caught_signals(pipe: RawFd) -> Vec<c_int> {
+/// The signals waiting in the pipe `catch_signals` returned, each once, and those of them
+/// that were sent with sigqueue(3): (signal, sender's pid, value).
+pub fn caught_signals(pipe: RawFd) -> (Vec<c_int>, Vec<(c_int, u32, i32)>) {
     let mut signals = Vec::new();
-    let mut buf = [0u8; 64];
+    let mut queued = Vec::new();
+    let mut buf = [0u8; RECORD * 64];
     loop {
-        // SAFETY: reading into `buf`; the pipe is non-blocking.
+        // SAFETY: reading into `buf`; the pipe is non-blocking. Records are written whole, and
+        // `buf` holds whole records, so a read returns whole records.
         let n = unsafe { libc::read(pipe, buf.as_mut_ptr().cast(), buf.len()) };
         if n <= 0 {
-            return signals;
+            return (signals, queued);
         }
-        for &b in &buf[..n as usize] {
-            if !signals.contains(&(b as c_int)) {
-                signals.push(b as c_int);
+        for record in buf[..n as usize].chunks_exact(RECORD) {
+            let signal = record[0] as c_int;
+            if !signals.contains(&signal) {
+                signals.push(signal);
             }
+            let pid = u32::from_ne_bytes([record[1], record[2], record[3], record[4]]);
+            let value = i32::from_ne_bytes([record[5], record[6], record[7], record[8]]);
+            if pid != 0 {
+                queued.push((signal, pid, value));
+            }
+        }
+    }
+}
+
+/// A siginfo for sigqueue(3)-style sending: `si_code` SI_QUEUE, this process as the sender,
+/// `value` as `sival_int`. The layout is the kernel's: `_rt` of the `_sifields` union, which
+/// follows the three ints at the union's (pointer) alignment.
+#[cfg(target_os = "linux")]
+fn queue_info(signal: c_int, value: i32) -> libc::siginfo_t {
+    #[repr(C)]
+    struct Rt {
+        pid: c_int,
+        uid: libc::uid_t,
+        value: *mut libc::c_void,
+    }
+    #[repr(C)]
+    struct Head {
+        signo_errno_code: [c_int; 3],
+        rt: Rt,
+    }
+    const _: () = assert!(mem::size_of::<Head>() <= mem::size_of::<libc::siginfo_t>());
+    #[cfg(target_pointer_width = "64")]
+    const _: () = assert!(mem::size_of::<Head>() == 32);
+    // SAFETY: all-zero is a valid siginfo and a valid `Head` (a null pointer).
+    let mut head: Head = unsafe { mem::zeroed() };
+    head.signo_errno_code = [signal, 0, SI_QUEUE];
+    // SAFETY: getpid and getuid cannot fail.
+    head.rt.pid = unsafe { libc::getpid() };
+    head.rt.uid = unsafe { libc::getuid() };
+    // SAFETY: sival_int is the first four bytes of the pointer-sized sigval.
+    unsafe { ptr::write((&mut head.rt.value as *mut *mut libc::c_void).cast::<i32>(), value) };
+    // SAFETY: as above; `Head` fits in a siginfo (asserted) and both are plain data.
+    let mut info: libc::siginfo_t = unsafe { mem::zeroed() };
+    unsafe { ptr::write((&mut info as *mut libc::siginfo_t).cast::<Head>(), head) };
+    info
+}
+
+/// The signal the monitor answers a queued upgrade signal with: SIGRTMIN + 2 (glibc and musl
+/// keep the first realtime signals for their threads).
+#[cfg(target_os = "linux")]
+pub fn answer_signal() -> c_int {
+    libc::SIGRTMIN() + 2
+}
+
+/// Sends `answer_signal()` carrying `value` to thread `tid` of process `pid`: the answer to a
+/// signal that thread queued. Fails (ESRCH) when that thread is gone.
+pub fn answer_queued(pid: u32, tid: i32, value: i32) -> SysResult<()> {
+    #[cfg(target_os = "linux")]
+    {
+        let mut info = queue_info(answer_signal(), value);
+        // SAFETY: `info` is a valid siginfo; the kernel checks the ids and our permission.
+        let ret = unsafe {
+            libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid as libc::pid_t, tid, answer_signal(), &mut info)
+        };
+        cvt("rt_tgsigqueueinfo", ret as c_int).map(|_| ())
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, tid, value);
+        Err(SysError::new("rt_tgsigqueueinfo", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
+    }
+}
+
+/// Queues `signal` to process `pid` with this thread's id as its value, then waits at most
+/// `timeout_ms` for `pid`'s answer (`answer_queued`) to this thread: its value, or None when
+/// none came in time. The answer signal is blocked in this thread meanwhile.
+pub fn queue_and_wait(pid: u32, signal: c_int, timeout_ms: u32) -> SysResult<Option<i32>> {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: sigemptyset and sigaddset initialise the set.
+        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
+        unsafe {
+            libc::sigemptyset(&mut set);
+            libc::sigaddset(&mut set, answer_signal());
+        }
+        let mut old: libc::sigset_t = unsafe { mem::zeroed() };
+        // SAFETY: valid sets; pthread_sigmask returns the error number.
+        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
+        if ret != 0 {
+            return Err(SysError::new("pthread_sigmask", io::Error::from_raw_os_error(ret)));
+        }
+        let waited = queue_then_wait(pid, signal, &set, timeout_ms);
+        // SAFETY: restoring the mask saved above.
+        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
+        waited
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (pid, signal, timeout_ms);
+        Err(SysError::new("sigtimedwait", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn queue_then_wait(pid: u32, signal: c_int, set: &libc::sigset_t, timeout_ms: u32) -> SysResult<Option<i32>> {
+    // SAFETY: gettid cannot fail.
+    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
+    let mut info = queue_info(signal, tid);
+    // SAFETY: `info` is a valid siginfo; the kernel checks our permission to signal `pid`.
+    let ret = unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid as libc::pid_t, signal, &mut info) };
+    cvt("rt_sigqueueinfo", ret as c_int)?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let timeout = libc::timespec {
+            tv_sec: left.as_secs() as libc::time_t,
+            tv_nsec: left.subsec_nanos() as libc::c_long,
+        };
+        // SAFETY: all-zero is a valid siginfo for the kernel to fill.
+        let mut got: libc::siginfo_t = unsafe { mem::zeroed() };
+        // SAFETY: valid set, siginfo and timeout.
+        let ret = unsafe { libc::sigtimedwait(set, &mut got, &timeout) };
+        if ret < 0 {
+            match errno() {
+                libc::EINTR => continue,
+                libc::EAGAIN => return Ok(None),
+                e => return Err(SysError::new("sigtimedwait", io::Error::from_raw_os_error(e))),
+            }
+        }
+        // SAFETY: the kernel filled `got`.
+        let (from, value) = unsafe { queued_by(&got) };
+        // An answer from anyone else is not ours (a root process could queue anything).
+        if from == pid {
+            return Ok(Some(value));
         }
     }
 }

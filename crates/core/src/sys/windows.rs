@@ -174,8 +174,16 @@ pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
 }
 
-pub fn caught_signals(_pipe: i32) -> Vec<i32> {
-    Vec::new()
+pub fn caught_signals(_pipe: i32) -> (Vec<i32>, Vec<(i32, u32, i32)>) {
+    (Vec::new(), Vec::new())
+}
+
+pub fn answer_queued(_pid: u32, _tid: i32, _value: i32) -> SysResult<()> {
+    unsupported("rt_tgsigqueueinfo")
+}
+
+pub fn queue_and_wait(_pid: u32, _signal: i32, _timeout_ms: u32) -> SysResult<Option<i32>> {
+    unsupported("sigtimedwait")
 }
 
 pub fn poll_readable(_fds: &[i32], _timeout_ms: i32) -> SysResult<Vec<bool>> {
