@@ -252,7 +252,7 @@ let monitor: string | undefined
 /**
  * The monitor executable, found the way the addon is: a local build at the package root
  * (`privsep-monitor.<platform>`), then the platform package. Root runs it, so it must be a
- * regular executable file that neither group nor others can write.
+ * regular executable file that root alone can change (`checkRootsAlone`).
  */
 export function monitorPath (): string {
   if (monitor) return monitor
@@ -273,17 +273,42 @@ export function monitorPath (): string {
       const stat = fs.statSync(file)
       if (!stat.isFile()) throw new Error('not a regular file')
       fs.accessSync(file, fs.constants.X_OK)
-      if ((stat.mode & 0o022) !== 0) throw new Error(`writable by group or others (mode ${(stat.mode & 0o777).toString(8)}): whoever can write it could run code as root`)
     } catch (err) {
       failures.push(`  ${shown}: ${reason(err)}`)
       continue
     }
+    checkRootsAlone(file)
     monitor = file
     return file
   }
   throw new PrivsepError('ERR_PRIVSEP_NATIVE_LOAD',
     `privsep could not find its monitor executable for ${triple}; tried:\n${failures.join('\n')}\n` +
     loadHint(triple, name))
+}
+
+/**
+ * Root runs the monitor: refuses one that anyone but root could change or replace
+ * (`ERR_PRIVSEP_UNSAFE_MONITOR`): the file must be root's and writable by root alone, and, as
+ * root, every folder and symlink on the way from `/` too (crates/core/src/paths.rs walks it, as
+ * for `openPrivileged`: not writable by group or others unless sticky, as `/tmp` is). The file
+ * checked is the one the walk opened.
+ */
+function checkRootsAlone (file: string): void {
+  const unsafe = (why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_UNSAFE_MONITOR',
+    `the monitor executable ${file} is not root's alone: ${why}. Root runs it, so whoever can change it could run code as root: ` +
+    'install privsep as root, in folders only root can write (or build it there as root)')
+  let fd: number | undefined
+  try {
+    if (process.getuid?.() === 0) fd = native().openFile(file)
+    const stat = fd === undefined ? fs.statSync(file) : fs.fstatSync(fd)
+    if (stat.uid !== 0) throw unsafe(`it is owned by uid ${stat.uid}`)
+    if ((stat.mode & 0o022) !== 0) throw unsafe(`it is writable by group or others (mode ${(stat.mode & 0o777).toString(8)})`)
+  } catch (err) {
+    if (err instanceof PrivsepError && err.code === 'ERR_PRIVSEP_UNSAFE_MONITOR') throw err
+    throw unsafe(reason(err))
+  } finally {
+    if (fd !== undefined) native().close(fd)
+  }
 }
 
 function wrap (addon: Native): Native {

@@ -251,6 +251,10 @@ export class Privsep {
     if (typeof path !== 'string' || path === '' || path.includes('\0')) {
       throw new PrivsepError('ERR_PRIVSEP_INVALID_ARGUMENT', `openPrivileged needs a file path, not ${JSON.stringify(path)}`)
     }
+    // Absolute from here on: the monitor opens the file again by this path for each new
+    // generation, and refuses a relative one. The child resolves it the same way, against its
+    // own current folder (the parent's, unless the option cwd says otherwise).
+    path = process.getBuiltinModule('node:path').resolve(path)
     const mode = this.#mode(`openPrivileged(${path})`)
     if (mode === 'child') return this.#claimFile(path)
     const fd = openRegularFile(path)

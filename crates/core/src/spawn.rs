@@ -5,6 +5,7 @@
 
 use crate::protocol::{self, Entry};
 use crate::sys;
+use crate::error::SysError;
 use crate::{Error, Result};
 use std::ffi::CString;
 
@@ -136,8 +137,69 @@ pub fn check_access(user: &str, ids: &Ids, program: &str, cwd: &str, readable: &
 /// Forks and execs `command` as its user; returns the child's pid once exec has succeeded.
 /// Fails, with nothing left running, if any step before exec fails, root could still be
 /// regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`), or the user may have no more
-/// processes (`ERR_PRIVSEP_PROCESS_LIMIT`).
+/// processes (`ERR_PRIVSEP_PROCESS_LIMIT`). Waits for the exec without a limit: the monitor,
+/// which must not, uses `start`.
 pub fn spawn(command: &Command) -> Result<u32> {
+    let starting = start(command)?;
+    while !sys::poll_readable(&[starting.report_fd()], -1)
+        .map_err(|e| e.about("waiting for the child's start"))?[0]
+    {}
+    starting.finish(false)
+}
+
+/// A child `start` forked, until its exec: from its setuid on it runs as the user, and any
+/// process of the user can stop it before exec (SIGSTOP), so it is waited for with a deadline.
+pub struct Starting {
+    inner: sys::Starting,
+    user: String,
+    uid: u32,
+    program: String,
+}
+
+impl Starting {
+    pub fn pid(&self) -> u32 {
+        self.inner.pid
+    }
+
+    /// Readable (or closed) once the start is over: then `finish` does not block.
+    pub fn report_fd(&self) -> i32 {
+        self.inner.report_fd()
+    }
+
+    /// How the start ended: the pid once exec succeeded, or why it failed (the child killed
+    /// and reaped, unless `reaped`: the caller reaped it already).
+    pub fn finish(self, reaped: bool) -> Result<u32> {
+        let (user, uid, program) = (self.user, self.uid, self.program);
+        self.inner.finish(reaped).map_err(|e| describe(e, &user, uid, &program))
+    }
+}
+
+/// The error for a start that had not reached exec after `ms` and was killed (ETIMEDOUT).
+pub fn stuck(program: &str, user: &str, ms: u32) -> Error {
+    Error::Os {
+        syscall: "execve",
+        errno: sys::ETIMEDOUT,
+        context: format!(
+            "starting {} as user {:?}: the child had not reached exec after {} ms (readyTimeoutMs; stopped by a process of the user?) and was killed",
+            program, user, ms
+        ),
+    }
+}
+
+/// The error for a start ended by `signal` (SIGTERM, SIGINT) before exec (EINTR).
+pub fn stopped(program: &str, user: &str, signal: i32) -> Error {
+    Error::Os {
+        syscall: "execve",
+        errno: sys::EINTR,
+        context: format!(
+            "starting {} as user {:?}: signal {} arrived before the child reached exec; it was killed",
+            program, user, signal
+        ),
+    }
+}
+
+/// `spawn`'s first half: forks the child that execs `command` as its user, and returns at once.
+pub fn start(command: &Command) -> Result<Starting> {
     let program = c_string("program", &command.program)?;
     let argv = command
         .argv
@@ -163,23 +225,34 @@ pub fn spawn(command: &Command) -> Result<u32> {
     }
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).collect();
     let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
-    sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask, cwd.as_deref()).map_err(|e| {
-        if sys::is_verify_failure(&e) {
-            Error::invalid(
-                "ERR_PRIVSEP_PRIVILEGE_DROP",
-                format!("the child as user {:?} could still regain root or a capability after dropping privileges; it was stopped before exec", command.user),
-            )
-        } else if sys::is_process_limit(&e) {
-            let limit = sys::process_limit().map_or_else(|| "unlimited".to_string(), |n| n.to_string());
-            Error::invalid(
-                "ERR_PRIVSEP_PROCESS_LIMIT",
-                format!("user {:?} (uid {}) is at its process limit (RLIMIT_NPROC {}): the child, as that user, could not fork ({}: EAGAIN), so the program would fail at its first thread; it was stopped before exec. Raise the limit (LimitNPROC= in the unit, ulimit -u) or end some of the user's processes", command.user, command.ids.uid, limit, e.syscall),
-            )
-        } else {
-            let syscall = e.syscall;
-            e.about(format!("starting {} as user {:?} (in {})", command.program, command.user, syscall))
-        }
-    })
+    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask, cwd.as_deref()) {
+        Ok(inner) => Ok(Starting {
+            inner,
+            user: command.user.clone(),
+            uid: command.ids.uid,
+            program: command.program.clone(),
+        }),
+        Err(e) => Err(describe(e, &command.user, command.ids.uid, &command.program)),
+    }
+}
+
+/// The error for a start that failed at `e`, as user `user` (`uid`) starting `program`.
+fn describe(e: SysError, user: &str, uid: u32, program: &str) -> Error {
+    if sys::is_verify_failure(&e) {
+        Error::invalid(
+            "ERR_PRIVSEP_PRIVILEGE_DROP",
+            format!("the child as user {:?} could still regain root or a capability after dropping privileges; it was stopped before exec", user),
+        )
+    } else if sys::is_process_limit(&e) {
+        let limit = sys::process_limit().map_or_else(|| "unlimited".to_string(), |n| n.to_string());
+        Error::invalid(
+            "ERR_PRIVSEP_PROCESS_LIMIT",
+            format!("user {:?} (uid {}) is at its process limit (RLIMIT_NPROC {}): the child, as that user, could not fork ({}: EAGAIN), so the program would fail at its first thread; it was stopped before exec. Raise the limit (LimitNPROC= in the unit, ulimit -u) or end some of the user's processes", user, uid, limit, e.syscall),
+        )
+    } else {
+        let syscall = e.syscall;
+        e.about(format!("starting {} as user {:?} (in {})", program, user, syscall))
+    }
 }
 
 /// Blocks until child `pid` ends. Only a pid: `waitpid` takes 0, or what becomes a negative

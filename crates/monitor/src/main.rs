@@ -6,20 +6,24 @@
 //! 1. reads and checks the description, and checks each descriptor it names;
 //! 2. closes every other descriptor, makes itself not dumpable, catches the signals it acts
 //!    on (those it forwards, and SIGCHLD) and opens the broker channel;
-//! 3. starts the child as the user (`spawn::spawn`: session, drop, checks) and reports;
+//! 3. starts the child as the user (`spawn::start`: session, drop, checks), waits for its exec
+//!    at most `readyTimeoutMs` while serving signals (the user can stop the start), and reports;
 //! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
 //! 5. waits: a forwarded signal goes to the current child, SIGCHLD reaps children, and each
 //!    request on a broker channel is checked against the policy (`answer`, the one place
 //!    requests are decided) and answered with at most one descriptor; a message the protocol
 //!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
-//!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes;
+//!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes; a
+//!    retired generation still running `readyTimeoutMs` after its SIGTERM gets SIGKILL;
 //!    once SIGTERM or SIGINT was passed on, no generation takes over;
-//! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants),
+//! 6. ends what the program left behind (a subreaper, it inherits orphaned descendants; 3 s at
+//!    most, a traced leftover cannot be reaped),
 //!    removes the unix socket files it was handed, and ends the way the child ended (never
 //!    with a core file).
 //!
-//! Nothing but signals and broker requests reaches it after step 3.
+//! Nothing but signals and broker requests reaches it after step 3. Its log goes to the stderr
+//! it shares with the child, through `privsep_core::log`: bounded, escaped, never failing.
 
 use privsep_core::broker::{self, Policy, Reply, Request};
 use privsep_core::handoff::{encode_report, Handoff, Report};
@@ -109,8 +113,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     }
     let signals = Signals::catch(&caught, &ignored)?;
 
-    let mut current = start(&handoff, &handoff.passed, 1)?;
+    let first = start(&handoff, &handoff.passed, 1);
     close_files(&handoff.passed);
+    let (mut current, mut pending) = first_start(first?, &signals, &handoff)?;
     if *report >= 0 {
         let _ = process::write_all(*report, &encode_report(&Report::Started(current.pid)));
         let _ = socket::close(*report);
@@ -144,6 +149,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             break 'serving status;
         }
         let deadlines = next.iter().map(|(_, d)| *d).chain(draining.iter().filter_map(|d| d.kill_at));
+        // Signals taken during the first start are acted on at once.
+        let deadlines = deadlines.chain(Some(Instant::now()).filter(|_| !pending.0.is_empty()));
         let timeout = deadlines.min().map_or(-1, |deadline| {
             deadline
                 .saturating_duration_since(Instant::now())
@@ -151,12 +158,23 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 .min(i32::MAX as u128) as i32
         });
         let next_channel = next.as_ref().and_then(|(g, _)| g.channel);
+        let next_start = next.as_ref().and_then(|(g, _)| g.starting.as_ref()).map(|s| s.report_fd());
         let ready = process::wait_readable(
-            &[signals.fd(), current.channel.unwrap_or(-1), next_channel.unwrap_or(-1)],
+            &[
+                signals.fd(),
+                current.channel.unwrap_or(-1),
+                next_channel.unwrap_or(-1),
+                next_start.unwrap_or(-1),
+            ],
             timeout,
         )?;
         let mut upgrade = false;
         let (caught, queued) = if ready[0] { signals.take() } else { (Vec::new(), Vec::new()) };
+        let (caught, queued) = {
+            let mut taken = std::mem::take(&mut pending);
+            merge(&mut taken, caught, queued);
+            taken
+        };
         let mut asked: Vec<Queued> = queued.into_iter().filter(|q| q.signal == handoff.upgrade_signal).collect();
         for signal in caught {
             if signal == SIGCHLD {
@@ -170,11 +188,17 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     }
                     draining.retain(|d| d.pid != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
-                        let (failed, _) = next.take().expect("next is set");
-                        log!(
-                            "generation {} ended before it was ready ({:?}); generation {} serves on",
-                            failed.number, status, current.number
-                        );
+                        let (mut failed, _) = next.take().expect("next is set");
+                        match failed.starting.take().map(|s| s.finish(true)) {
+                            Some(Err(err)) => log!(
+                                "could not start generation {}: {}; generation {} serves on",
+                                failed.number, err, current.number
+                            ),
+                            _ => log!(
+                                "generation {} ended before it was ready ({:?}); generation {} serves on",
+                                failed.number, status, current.number
+                            ),
+                        }
                         failed.close();
                         tell(&mut waiting, UPGRADE_FAILED);
                         say("READY=1");
@@ -227,6 +251,28 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 }
                 Served::Upgrade | Served::Answered => {}
             }
+        }
+        if let (true, Some((g, _))) = (ready[3], next.as_mut()) {
+            if let Some(Err(err)) = g.starting.take().map(|s| s.finish(false)) {
+                let (failed, _) = next.take().expect("next is set");
+                log!(
+                    "could not start generation {}: {}; generation {} serves on",
+                    failed.number, err, current.number
+                );
+                failed.close();
+                tell(&mut waiting, UPGRADE_FAILED);
+                say("READY=1");
+            }
+        }
+        if next.as_ref().map_or(false, |(g, deadline)| g.starting.is_some() && Instant::now() >= *deadline) {
+            let (stuck, _) = next.take().expect("next is set");
+            log!(
+                "generation {} had not started (exec) within {} ms (stopped before exec by a process of the user?): killed (SIGKILL); generation {} serves on",
+                stuck.number, handoff.ready_timeout_ms, current.number
+            );
+            stuck.retire(&mut draining, grace);
+            tell(&mut waiting, UPGRADE_FAILED);
+            say("READY=1");
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
             let (late, _) = next.take().expect("next is set");
@@ -307,11 +353,13 @@ impl Drop for SocketFiles {
     }
 }
 
-/// One generation of the program: the child and the monitor's end of its broker channel.
+/// One generation of the program: the child and the monitor's end of its broker channel;
+/// `starting` until its exec is known to have happened.
 struct Generation {
     pid: u32,
     channel: Option<i32>,
     number: u32,
+    starting: Option<spawn::Starting>,
 }
 
 /// A retired generation, waited for until it ends; SIGKILL at `kill_at` (None: sent).
@@ -324,12 +372,14 @@ struct Draining {
 impl Generation {
     /// SIGTERM (its lifecycle drains it), then only waited for among the `draining`, for
     /// `grace` at most.
+    /// One that has not started yet (its exec) gets SIGKILL at once: it may be stopped.
     fn retire(self, draining: &mut Vec<Draining>, grace: Duration) {
-        let _ = process::send(self.pid, SIGTERM);
+        let starting = self.starting.is_some();
+        let _ = process::send(self.pid, if starting { process::SIGKILL } else { SIGTERM });
         draining.push(Draining {
             pid: self.pid,
             number: self.number,
-            kill_at: Some(Instant::now() + grace),
+            kill_at: if starting { None } else { Some(Instant::now() + grace) },
         });
         self.close();
     }
@@ -339,6 +389,60 @@ impl Generation {
             let _ = socket::close(fd);
         }
     }
+}
+
+/// Signals taken but not yet acted on, and the queued ones among them (`Signals::take`).
+type Taken = (Vec<i32>, Vec<Queued>);
+
+/// Waits for the first generation's exec, at most `ready_timeout_ms`: from its setuid on the
+/// start runs as the user, and any process of the user can stop it before exec. A stuck start
+/// is killed and is an error (ETIMEDOUT); so is a SIGTERM or SIGINT meanwhile (EINTR: the
+/// program is stopped before it ran; a queued upgrade signal is answered "stopping"). Any
+/// other signal taken meanwhile (SIGCHLD included: the child may have ended right after its
+/// exec) is returned, for the loop to act on first.
+fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> Result<(Generation, Taken)> {
+    let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
+    let mut pending: Taken = (Vec::new(), Vec::new());
+    let outcome = loop {
+        let starting = first.starting.as_ref().expect("a generation starting");
+        let left = deadline.saturating_duration_since(Instant::now());
+        let ready = process::wait_readable(&[starting.report_fd(), signals.fd()], left.as_millis() as i32)?;
+        if ready[0] {
+            break first.starting.take().expect("a generation starting").finish(false).map(|_| ());
+        }
+        if ready[1] {
+            let (caught, queued) = signals.take();
+            merge(&mut pending, caught, queued);
+            if let Some(&stop) = pending.0.iter().find(|&&s| s == SIGTERM || s == SIGINT) {
+                break Err(spawn::stopped(&handoff.program, &handoff.user, stop));
+            }
+        }
+        if Instant::now() >= deadline {
+            break Err(spawn::stuck(&handoff.program, &handoff.user, handoff.ready_timeout_ms));
+        }
+    };
+    if let Err(err) = outcome {
+        if first.starting.is_some() {
+            let _ = process::send(first.pid, process::SIGKILL);
+            let _ = spawn::wait(first.pid);
+        }
+        first.close();
+        for sender in pending.1 {
+            sender.answer(UPGRADE_STOPPING);
+        }
+        return Err(err);
+    }
+    Ok((first, pending))
+}
+
+/// Adds `caught` (each signal once) and `queued` to `taken`.
+fn merge(taken: &mut Taken, caught: Vec<i32>, queued: Vec<Queued>) {
+    for signal in caught {
+        if !taken.0.contains(&signal) {
+            taken.0.push(signal);
+        }
+    }
+    taken.1.extend(queued);
 }
 
 /// Starts generation `number` of the program with `passed`, and a broker channel of its own.
@@ -351,7 +455,7 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
         .cloned()
         .collect();
     env.push(format!("PRIVSEP_GENERATION={}", number));
-    let started = spawn::spawn(&Command {
+    let started = spawn::start(&Command {
         program: handoff.program.clone(),
         argv: handoff.argv.clone(),
         env,
@@ -364,10 +468,11 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
     });
     let _ = socket::close(child_end);
     match started {
-        Ok(pid) => Ok(Generation {
-            pid,
+        Ok(starting) => Ok(Generation {
+            pid: starting.pid(),
             channel: Some(channel),
             number,
+            starting: Some(starting),
         }),
         Err(err) => {
             let _ = socket::close(channel);

@@ -389,8 +389,8 @@ const NSIG: c_int = 32;
 /// its path: no folder of root's is inherited), and execs. Signals stay
 /// blocked across the fork and the child restores default dispositions before unblocking, so
 /// no handler of this process ever runs in it. A failure before exec comes back through a
-/// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it; the
-/// failed child is reaped.
+/// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it: returns
+/// once forked, with that pipe ([`Starting`]); the start is over when it is readable.
 pub fn spawn_as(
     program: &CStr,
     argv: &[CString],
@@ -399,7 +399,7 @@ pub fn spawn_as(
     ids: &Ids,
     umask: Option<u32>,
     cwd: Option<&CStr>,
-) -> SysResult<u32> {
+) -> SysResult<Starting> {
     // Everything the child touches is prepared here: after fork it may not allocate.
     let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
     let envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).chain(Some(ptr::null())).collect();
@@ -452,18 +452,47 @@ pub fn spawn_as(
     previous.swap()?;
     let pid = forked?;
     drop(writer);
-    let mut report = [0u8; 8];
-    let got = read_full(reader.as_raw_fd(), &mut report)?;
-    if got == 0 {
-        return Ok(pid as u32);
+    Ok(Starting {
+        pid: pid as u32,
+        report: reader,
+    })
+}
+
+/// A child `spawn_as` forked, between the fork and its exec. From its setuid on it runs as the
+/// user, and any process of the user can stop it there (SIGSTOP): whoever waits for it waits
+/// with a deadline, and kills it when that passes.
+pub struct Starting {
+    pub pid: u32,
+    report: OwnedFd,
+}
+
+impl Starting {
+    /// Readable (a report, or end of file) once the start is over.
+    pub fn report_fd(&self) -> RawFd {
+        self.report.as_raw_fd()
     }
-    wait(pid as u32)?;
-    let stage = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]) as usize;
-    let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
-    Err(SysError::new(
-        STAGES.get(stage).copied().unwrap_or("spawn"),
-        io::Error::from_raw_os_error(errno),
-    ))
+
+    /// How the start ended, once `report_fd` is readable: the pid when exec succeeded (end of
+    /// file: the pipe closed at exec), else the stage that failed and its errno, with the child
+    /// killed and reaped (`reaped`: the caller reaped it already).
+    pub fn finish(self, reaped: bool) -> SysResult<u32> {
+        let mut report = [0u8; 8];
+        let got = read_full(self.report.as_raw_fd(), &mut report)?;
+        if got == 0 {
+            return Ok(self.pid);
+        }
+        if !reaped {
+            // It exits right after its report, unless something of the user's stopped it.
+            let _ = kill(self.pid, libc::SIGKILL);
+            wait(self.pid)?;
+        }
+        let stage = u32::from_ne_bytes([report[0], report[1], report[2], report[3]]) as usize;
+        let errno = i32::from_ne_bytes([report[4], report[5], report[6], report[7]]);
+        Err(SysError::new(
+            STAGES.get(stage).copied().unwrap_or("spawn"),
+            io::Error::from_raw_os_error(errno),
+        ))
+    }
 }
 
 /// What the child gets instead of stdio that is a terminal (None: kept as it is). A terminal
@@ -1055,6 +1084,8 @@ pub const SIGUSR1: c_int = libc::SIGUSR1;
 pub const SIGTERM: c_int = libc::SIGTERM;
 pub const SIGINT: c_int = libc::SIGINT;
 pub const EMFILE: i32 = libc::EMFILE;
+pub const EINTR: i32 = libc::EINTR;
+pub const ETIMEDOUT: i32 = libc::ETIMEDOUT;
 pub const SIGKILL: c_int = libc::SIGKILL;
 
 /// A set of signals, and the thread's mask swapped for it.
@@ -1772,9 +1803,10 @@ pub fn write_all(fd: RawFd, bytes: &[u8]) -> SysResult<()> {
 /// Writes `bytes` to `fd` without ever blocking for more than about `timeout_ms` in all, and
 /// without changing the descriptor's flags (its open file description may be shared with a
 /// process that set or cleared O_NONBLOCK). Each piece is written only once `poll` says the
-/// descriptor takes more, and small enough (at most PIPE_BUF) that a pipe or a terminal that
-/// says so takes it whole; a socket gets MSG_DONTWAIT. Returns how much was written; an error
-/// (EPIPE, say: SIGPIPE is ignored) or ETIMEDOUT when not all of it was.
+/// descriptor takes more, and is small (256 bytes: a pipe that says so has a free page, and a
+/// terminal says so only with fewer than 256 bytes waiting), so a blocking write of it does
+/// not wait; a socket gets MSG_DONTWAIT. Returns how much was written; an error (EPIPE, say:
+/// SIGPIPE is ignored) or ETIMEDOUT when not all of it was.
 pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usize> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
     let mut written = 0;
@@ -1796,7 +1828,7 @@ pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usiz
         if ret == 0 {
             return Err(SysError::new("poll", io::Error::from_raw_os_error(libc::ETIMEDOUT)));
         }
-        let piece = &bytes[written..(written + libc::PIPE_BUF).min(bytes.len())];
+        let piece = &bytes[written..(written + 256).min(bytes.len())];
         // SAFETY: sending from `piece`; MSG_DONTWAIT does not touch the description's flags.
         let mut n = unsafe {
             libc::send(fd, piece.as_ptr().cast(), piece.len(), libc::MSG_DONTWAIT | MSG_NOSIGNAL)

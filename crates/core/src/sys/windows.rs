@@ -117,8 +117,22 @@ pub fn spawn_as(
     _ids: &Ids,
     _umask: Option<u32>,
     _cwd: Option<&CStr>,
-) -> SysResult<u32> {
+) -> SysResult<Starting> {
     unsupported("fork")
+}
+
+pub struct Starting {
+    pub pid: u32,
+}
+
+impl Starting {
+    pub fn report_fd(&self) -> i32 {
+        -1
+    }
+
+    pub fn finish(self, _reaped: bool) -> SysResult<u32> {
+        unsupported("fork")
+    }
 }
 
 pub fn is_verify_failure(_err: &SysError) -> bool {
@@ -153,6 +167,8 @@ pub const SIGTERM: i32 = 15;
 pub const SIGINT: i32 = 2;
 pub const SIGKILL: i32 = 9;
 pub const EMFILE: i32 = 24;
+pub const EINTR: i32 = 4;
+pub const ETIMEDOUT: i32 = 138;
 
 pub fn catch_signals(_caught: &[i32], _ignored: &[i32]) -> SysResult<i32> {
     unsupported("sigaction")
