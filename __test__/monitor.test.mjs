@@ -9,7 +9,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, fixtures, nobody, runToEnd, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, fixtures, nobody, runToEnd, secretFile, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-monitor-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -234,6 +234,37 @@ describe('the child is sealed off from root', () => {
       'control: without no_new_privs the copy makes nobody root')
     const { lines } = await runToEnd('sealed.mjs', { listen: [], setuidProgram: copy, exitCode: 0 })
     assert.equal(lines[0].setuidProgram, String(nobody.uid))
+  })
+
+  test('another process of the same user cannot take the key or the listener from the moment the child exists: pidfd_getfd and ptrace refused before restorePassedFiles too', async () => {
+    // An unrelated process of nobody, started with the program, waits for the monitor's child
+    // and then tries pidfd_getfd on fds 3..9 and PTRACE_SEIZE in a tight loop: across the
+    // drop, the exec, Node's start-up and restorePassedFiles().
+    const steal = path.join(dir, 'steal')
+    execFileSync('cc', ['-o', steal, path.join(fixtures, 'steal.c')])
+    const key = secretFile(dir, 'steal-key.pem')
+    for (let round = 0; round < 3; round++) {
+      const run = begin({ listen: [['tcp4', '127.0.0.1:91']], open: [key.file] })
+      const attacker = spawnSync(steal, [String(run.child.pid), '1500'], { uid: nobody.uid, gid: nobody.gid, encoding: 'utf8', timeout: 10_000 })
+      const ready = await nextWith(run, 'ready')
+      run.child.kill('SIGTERM')
+      await run.exited
+      const result = JSON.parse(attacker.stdout)
+      assert.equal(result.child, ready.pid, `the attacker saw the child (${attacker.stderr})`)
+      assert.ok(result.attempts > 100, `only ${result.attempts} attempts`)
+      assert.equal(result.stolenFile, '', 'the key was taken with pidfd_getfd')
+      assert.equal(result.stolenSocket, false, 'the listener was taken with pidfd_getfd')
+      assert.equal(result.seized, false, 'the attacker attached to the child with ptrace')
+    }
+  })
+
+  test('the child execs in secure-execution mode, then holds nobody\'s gid as real, effective and saved; NODE_OPTIONS reaches it as command-line options', async () => {
+    const run = begin({ listen: [], exitCode: 0 }, { env: { ...process.env, NODE_OPTIONS: '--title=privsep-opts "--max-old-space-size=123"' } })
+    const ready = await nextWith(run, 'ready')
+    assert.deepEqual(ready.gids.split(/\s+/).map(Number), [nobody.gid, nobody.gid, nobody.gid, nobody.gid])
+    assert.deepEqual(ready.execArgv.slice(0, 2), ['--title=privsep-opts', '--max-old-space-size=123'])
+    assert.equal(ready.title, 'privsep-opts')
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 
   test('another process of the same uid cannot read the child\'s /proc/<pid>/environ', async () => {

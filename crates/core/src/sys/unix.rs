@@ -397,6 +397,7 @@ pub fn spawn_as(
     env: &[CString],
     fds: &[RawFd],
     ids: &Ids,
+    exec_gid: u32,
     umask: Option<u32>,
     cwd: Option<&CStr>,
 ) -> SysResult<u32> {
@@ -428,6 +429,7 @@ pub fn spawn_as(
             fds,
             moved: &mut moved,
             ids,
+            exec_gid,
             groups: &groups,
             seen_groups: &mut seen_groups,
             umask,
@@ -554,6 +556,8 @@ struct Child<'a> {
     fds: &'a [RawFd],
     moved: &'a mut [c_int],
     ids: &'a Ids,
+    /// The real gid at exec (Linux): see `spawn::exec_gid`.
+    exec_gid: u32,
     groups: &'a [libc::gid_t],
     seen_groups: &'a mut [libc::gid_t],
     umask: Option<u32>,
@@ -631,7 +635,7 @@ impl<'a> Child<'a> {
         // need root's CAP_SETPCAP), uid (real, effective, saved), then what setuid keeps:
         // the inheritable set. No new privileges: a set-user-ID program gains nothing.
         step!(SETGROUPS, libc::setgroups(self.groups.len() as _, self.groups.as_ptr()));
-        step!(SETGID, set_gid(self.ids.gid));
+        step!(SETGID, set_gid(self.exec_gid, self.ids.gid));
         step!(PRCTL, drop_bounding_and_ambient());
         step!(SETUID, set_uid(self.ids.uid));
         step!(CAPSET, clear_capabilities());
@@ -673,7 +677,8 @@ impl<'a> Child<'a> {
     /// As for [`Child::run`].
     unsafe fn dropped(&mut self) -> bool {
         let (uid, gid) = (self.ids.uid as libc::uid_t, self.ids.gid as libc::gid_t);
-        if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != gid || libc::getegid() != gid {
+        let real_gid = if cfg!(target_os = "linux") { self.exec_gid as libc::gid_t } else { gid };
+        if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != real_gid || libc::getegid() != gid {
             return false;
         }
         if !saved_ids_are(uid, gid) || !capabilities_empty() {
@@ -686,7 +691,7 @@ impl<'a> Child<'a> {
         {
             return false;
         }
-        uid != 0 && gid != 0 && libc::setuid(0) == -1 && libc::seteuid(0) == -1 && libc::setgid(0) == -1
+        uid != 0 && gid != 0 && real_gid != 0 && libc::setuid(0) == -1 && libc::seteuid(0) == -1 && libc::setgid(0) == -1
     }
 }
 
@@ -786,9 +791,12 @@ unsafe fn probe_process_limit() -> c_int {
     0
 }
 
+/// The effective and saved gid `gid`, the real one `real`: a real gid other than the
+/// effective one at exec keeps the program not dumpable from its first instruction
+/// (docs/SECURITY.md, "Not dumpable").
 #[cfg(target_os = "linux")]
-unsafe fn set_gid(gid: u32) -> c_int {
-    libc::setresgid(gid, gid, gid)
+unsafe fn set_gid(real: u32, gid: u32) -> c_int {
+    libc::setresgid(real, gid, gid)
 }
 #[cfg(target_os = "linux")]
 unsafe fn set_uid(uid: u32) -> c_int {
@@ -912,7 +920,7 @@ unsafe fn no_new_privileges() -> c_int {
 // cannot report the saved ids, so the setuid(0) check is what proves the drop. It has no
 // capabilities and no no_new_privs.
 #[cfg(not(target_os = "linux"))]
-unsafe fn set_gid(gid: u32) -> c_int {
+unsafe fn set_gid(_real: u32, gid: u32) -> c_int {
     libc::setgid(gid)
 }
 #[cfg(not(target_os = "linux"))]
@@ -1005,7 +1013,7 @@ pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize,
         unsafe {
             let mut failed = (u32::MAX, 0);
             if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
-                || set_gid(ids.gid) == -1
+                || set_gid(ids.gid, ids.gid) == -1
                 || set_uid(ids.uid) == -1
             {
                 failed = (0, errno());
@@ -1513,6 +1521,22 @@ pub fn close_all_but(keep: &[RawFd]) -> SysResult<()> {
         }
     }
     Ok(())
+}
+
+/// The child after exec: the real gid becomes the effective one (an unprivileged process may
+/// set it to its effective gid), so the ids are the user's again. Changing only the real gid
+/// keeps the process not dumpable (the kernel resets dumpability when the effective or
+/// file-system ids change), and it clears no parent-death signal. Returns whether they
+/// differed (false: nothing done).
+pub fn settle_real_gid() -> SysResult<bool> {
+    // SAFETY: getegid and getgid have no preconditions.
+    let (real, effective) = unsafe { (libc::getgid(), libc::getegid()) };
+    if real == effective {
+        return Ok(false);
+    }
+    // SAFETY: plain setresgid to ids the process holds.
+    cvt("setresgid", unsafe { libc::setresgid(effective, effective, effective) })?;
+    Ok(true)
 }
 
 /// Marks this process not dumpable: no core file, and other processes of its uid can

@@ -115,6 +115,7 @@ pub fn spawn_as(
     _env: &[CString],
     _fds: &[i32],
     _ids: &Ids,
+    _exec_gid: u32,
     _umask: Option<u32>,
     _cwd: Option<&CStr>,
 ) -> SysResult<u32> {
@@ -215,6 +216,10 @@ pub fn close_all_but(_keep: &[i32]) -> SysResult<()> {
 
 /// Nothing to do: Windows has no dumpable flag. Who may open the child is its process
 /// object's DACL, set from its token's default DACL at `spawn_restricted`.
+pub fn settle_real_gid() -> SysResult<bool> {
+    Ok(false)
+}
+
 pub fn set_not_dumpable() -> SysResult<()> {
     Ok(())
 }
