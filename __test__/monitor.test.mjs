@@ -264,6 +264,7 @@ describe('the child is sealed off from root', () => {
     assert.deepEqual(ready.gids.split(/\s+/).map(Number), [nobody.gid, nobody.gid, nobody.gid, nobody.gid])
     assert.deepEqual(ready.execArgv.slice(0, 2), ['--title=privsep-opts', '--max-old-space-size=123'])
     assert.equal(ready.title, 'privsep-opts')
+    assert.match(run.stderr, /user "nobody", which other daemons share.*useradd --system --no-create-home --shell \/usr\/sbin\/nologin/)
     assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 

@@ -45,6 +45,7 @@ export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()
 // Before the root process becomes the monitor: what the lifecycle logged must be written.
 privsep.beforeHandOff = () => lifecycle.flushLogs()
+privsep.warn = (message) => { lifecycle.warn(message) }
 // systemd hears STOPPING=1 when the process's shutdown starts (nothing without systemd).
 lifecycle.onShutdown(() => { void privsep.notify('STOPPING=1').catch(() => {}) })
 export const shutdown: AbortSignal = lifecycle.shutdown

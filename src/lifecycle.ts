@@ -115,6 +115,15 @@ export class Lifecycle {
     return this.#logs.created ? flushLogger(this.#logs.logger, flushTimeoutMs) : undefined
   }
 
+  /**
+   * A warning before the hand-off: to the logger when one was given or created, else one
+   * line on stderr (no logger is created for it).
+   */
+  warn (message: string): void {
+    if (this.#logs.created) this.#logs.logger.warn(message)
+    else process.stderr.write(`privsep: ${message}\n`)
+  }
+
   /** The logger shutdown events go to. */
   get logger (): Logger {
     return this.#logs.logger

@@ -77,6 +77,14 @@ const maxInFlight = 32
 const noBroker = (what: string, why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_BROKER_CLOSED',
   `${what}: ${why}; a child started by forkExecUnprivileged asks its monitor, and with filesImmediate this process opens and binds itself`)
 
+/**
+ * Said before the hand-off when the user is `nobody`: other daemons run as nobody too, and every
+ * process of a user may signal its other processes and read what of theirs is not sealed.
+ */
+export const sharedUserWarning = 'the child runs as user "nobody", which other daemons share: each of their processes can signal it ' +
+  'and, were it not sealed, take its keys and listeners; run it as a dedicated system user instead ' +
+  '(useradd --system --no-create-home --shell /usr/sbin/nologin NAME, then user: NAME)'
+
 export class Privsep {
   /**
    * Listen and open directly in this process, without a parent or a fork: for development,
@@ -278,6 +286,7 @@ export class Privsep {
     }
     this.#mode('forkExecUnprivileged()')
     const signals = signalNumbers(options)
+    if (options.user === 'nobody') this.warn?.(sharedUserWarning)
     const kept = this.#kept
     if (options.exit === false) {
       const ended = runMonitor(kept, options, signals) // throws here when refused
@@ -310,6 +319,9 @@ export class Privsep {
     }
     return await startRestricted(this.#kept, options, () => { this.#handedOff() })
   }
+
+  /** Where a warning before the hand-off goes: src/index.ts sends it to the lifecycle's logger, or stderr. */
+  warn: ((message: string) => void) | undefined
 
   /**
    * Called before this process becomes the monitor: src/index.ts flushes the process's
