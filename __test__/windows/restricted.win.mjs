@@ -41,9 +41,9 @@ function files () {
  * given to `onLine`). The fixture gets the decoy open at its descriptor 3: an inheritable
  * handle (as a handle a process inherited stays), which its own child must not get.
  */
-function run (f, mode, arg, { onLine } = {}) {
+function run (f, mode, arg, { onLine, stdin = 'ignore' } = {}) {
   const decoy = fs.openSync(f.decoy, 'r')
-  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: ['ignore', 'pipe', 'pipe', decoy] })
+  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: [stdin, 'pipe', 'pipe', decoy] })
   fs.closeSync(decoy)
   const lines = []
   let pending = ''
@@ -189,6 +189,22 @@ test('the child cannot open the Administrators-only key by its path', { skip: on
     const child = childOf(await run(f, 'exit', '0'))
     assert.equal(child.keyByPath, 'EPERM', 'denied by the file\'s ACL')
     assert.equal(child.key, f.secret, 'yet it read the key through the passed descriptor')
+  } finally {
+    fs.rmSync(f.dir, { recursive: true, force: true })
+  }
+})
+
+// Issue 19, W1: a console as the elevated process's stdin would let the child read what is typed
+// into it. The parent inherits the runner's stdin; where that is a console (real Windows with
+// one), the child must get NUL instead. Wine and a runner without a console cannot show it.
+test('the child does not get the elevated console as its stdin', async (t) => {
+  const f = files()
+  try {
+    const result = await run(f, 'exit', '0', { stdin: 'inherit' })
+    const [parent] = result.lines
+    const child = childOf(result)
+    assert.equal(child.stdinIsConsole, false, 'the child\'s stdin is the console')
+    if (!parent.stdinIsConsole) t.skip('the parent\'s stdin is no console here: nothing was at stake')
   } finally {
     fs.rmSync(f.dir, { recursive: true, force: true })
   }
