@@ -9,7 +9,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, fixtures, nobody, runToEnd, secretFile, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, fixtures, nobody, report, runToEnd, secretFile, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-monitor-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -211,6 +211,9 @@ describe('the child is sealed off from root', () => {
     assert.ok(result, `no report from the child (exit ${code}):\n${out}`)
     assert.ok(out.includes('typed-by-root-4'), 'control: the lines were typed (the terminal echoes them)')
     assert.equal(result.perl, 'ok')
+    const reads = [...result.terminalRead.map(({ read }) => read), ...result.reopened.map(({ what }) => what)]
+    const refused = reads.filter((text) => !text.includes('typed-by-root')).length
+    report('terminal reads', { tried: reads.length, refused, lost: reads.length - refused })
     for (const { fd, read, why } of result.terminalRead) assert.doesNotMatch(read, /typed-by-root/, `the child read root's terminal through fd ${fd} (${why})`)
     for (const { fd, what } of result.reopened) assert.doesNotMatch(what, /typed-by-root/, `the child read root's terminal by opening fd ${fd} again`)
     assert.equal(result.terminalRead[0].why, 'end of file', 'stdin is /dev/null')
@@ -243,6 +246,8 @@ describe('the child is sealed off from root', () => {
     const steal = path.join(dir, 'steal')
     execFileSync('cc', ['-o', steal, path.join(fixtures, 'steal.c')])
     const key = secretFile(dir, 'steal-key.pem')
+    let tried = 0
+    let refused = 0
     for (let round = 0; round < 3; round++) {
       const run = begin({ listen: [['tcp4', '127.0.0.1:91']], open: [key.file] })
       const attacker = spawnSync(steal, [String(run.child.pid), '1500'], { uid: nobody.uid, gid: nobody.gid, encoding: 'utf8', timeout: 10_000 })
@@ -252,10 +257,13 @@ describe('the child is sealed off from root', () => {
       const result = JSON.parse(attacker.stdout)
       assert.equal(result.child, ready.pid, `the attacker saw the child (${attacker.stderr})`)
       assert.ok(result.attempts > 100, `only ${result.attempts} attempts`)
+      tried += 3
+      refused += Number(result.stolenFile === '') + Number(!result.stolenSocket) + Number(!result.seized)
       assert.equal(result.stolenFile, '', 'the key was taken with pidfd_getfd')
       assert.equal(result.stolenSocket, false, 'the listener was taken with pidfd_getfd')
       assert.equal(result.seized, false, 'the attacker attached to the child with ptrace')
     }
+    report('same user attacks', { tried, refused, lost: tried - refused })
   })
 
   test('the child execs in secure-execution mode, then holds nobody\'s gid as real, effective and saved; NODE_OPTIONS reaches it as command-line options', async () => {
