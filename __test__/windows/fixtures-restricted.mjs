@@ -16,7 +16,11 @@ import { cleanupPassedFiles, forkExecUnprivileged, listen, openPrivileged, reque
 const addon = createRequire(import.meta.url)('privsep-win32-x64-msvc')
 const [key, decoy, mode, arg] = process.argv.slice(2)
 const child = process.env.PRIVSEP_PID !== undefined
-const line = (report) => fs.writeSync(1, `${JSON.stringify(report)}\n`)
+// PRIVSEP_TEST_REPORT: each line goes to that file too (a run in a console of its own).
+const line = (report) => {
+  fs.writeSync(1, `${JSON.stringify(report)}\n`)
+  if (process.env.PRIVSEP_TEST_REPORT) fs.appendFileSync(process.env.PRIVSEP_TEST_REPORT, `${JSON.stringify(report)}\n`)
+}
 const protocol = () => ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'].filter((name) => process.env[name] !== undefined)
 
 restorePassedFiles()

@@ -209,3 +209,26 @@ test('the child does not get the elevated console as its stdin', async (t) => {
     fs.rmSync(f.dir, { recursive: true, force: true })
   }
 })
+
+// The same on real Windows with a console for certain: `start` runs the fixture in a console of
+// its own, so the elevated parent's stdin is that console; the lines come back through a file.
+test('in a console of its own, the elevated parent\'s stdin is the console and the child\'s is not', { skip: onlyNative }, async (t) => {
+  const f = files()
+  const report = path.join(f.dir, 'report.jsonl')
+  try {
+    const quoted = (text) => `"${text}"`
+    const started = spawnSync('cmd.exe', ['/d', '/c', `start "privsep" /wait ${[process.execPath, fixture, f.key, f.decoy].map(quoted).join(' ')} exit 0`],
+      { windowsVerbatimArguments: true, env: { ...process.env, PRIVSEP_TEST_REPORT: report }, encoding: 'utf8', timeout: 60_000 })
+    const lines = fs.existsSync(report) ? fs.readFileSync(report, 'utf8').trim().split('\n').map((text) => JSON.parse(text)) : []
+    const parent = lines.find((line) => line.role === 'parent' && 'stdinIsConsole' in line)
+    if (parent === undefined || !parent.stdinIsConsole) {
+      t.skip(`no console for the parent here (start: ${started.status} ${started.stderr}; ${lines.length} lines)`)
+      return
+    }
+    const child = lines.find((line) => line.role === 'child')
+    assert.ok(child, `no report from the child: ${JSON.stringify(lines)}`)
+    assert.equal(child.stdinIsConsole, false, 'the child\'s stdin is the elevated console')
+  } finally {
+    fs.rmSync(f.dir, { recursive: true, force: true, maxRetries: 5 })
+  }
+})
