@@ -220,6 +220,20 @@ describe('the child is sealed off from root', () => {
     for (const fd of [1, 2]) assert.equal(parseInt(result.flags[fd], 8) & 3, 1, `fd ${fd} is write-only (flags ${result.flags[fd]})`)
   })
 
+  test('stdout that is a pty\'s master side is kept as it is: the child\'s output still arrives (opening it again would make a new pty)', () => {
+    const driver = `import json, os, select, subprocess, sys
+m, s = os.openpty()
+p = subprocess.run([sys.argv[1], sys.argv[2], json.dumps({"listen": [], "exitCode": 0})], stdout=m, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+out = b""
+while select.select([s], [], [], 0.5)[0]:
+    out += os.read(s, 65536)
+print(json.dumps({"code": p.returncode, "out": out.decode(errors="replace")}))`
+    const result = spawnSync('python3', ['-c', driver, process.execPath, path.join(fixtures, 'sealed.mjs')], { encoding: 'utf8', timeout: 30_000 })
+    const { code, out } = JSON.parse(result.stdout || '{}')
+    assert.equal(code, 0, result.stderr)
+    assert.match(out, /"ready":true/, 'the child\'s report did not come through the master')
+  })
+
   test('inheritable and ambient capabilities of the root process do not reach the child: all five sets empty, NoNewPrivs', async () => {
     const run = begin({ listen: [], exitCode: 0 },
       { prefix: ['setpriv', '--inh-caps', '+net_bind_service,+net_raw', '--ambient-caps', '+net_bind_service,+net_raw'] })

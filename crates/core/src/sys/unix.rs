@@ -490,13 +490,35 @@ fn terminal_stdio() -> SysResult<[Option<OwnedFd>; 3]> {
         if unsafe { libc::isatty(fd as c_int) } != 1 {
             continue;
         }
-        *slot = Some(match fd {
-            0 => open(b"/dev/null\0", libc::O_RDONLY)?,
-            1 => open(b"/proc/self/fd/1\0", libc::O_WRONLY)?,
-            _ => open(b"/proc/self/fd/2\0", libc::O_WRONLY)?,
-        });
+        *slot = match fd {
+            0 => Some(open(b"/dev/null\0", libc::O_RDONLY)?),
+            1 => same_device(fd as c_int, open(b"/proc/self/fd/1\0", libc::O_WRONLY)?),
+            _ => same_device(fd as c_int, open(b"/proc/self/fd/2\0", libc::O_WRONLY)?),
+        };
     }
     Ok(stdio)
+}
+
+/// `reopened` if it is the same terminal as `fd`. Opening a pty's master side again
+/// (/dev/ptmx) makes a new pty, where output would be lost: for a master (TIOCGPTN answers
+/// there only) the original is kept, as for anything that is not the same device.
+fn same_device(fd: c_int, reopened: OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: all-zero is a valid stat; fstat writes it.
+    let (mut a, mut b): (libc::stat, libc::stat) = unsafe { (mem::zeroed(), mem::zeroed()) };
+    // SAFETY: both descriptors are open; the buffers are valid for writes.
+    let ok = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(reopened.as_raw_fd(), &mut b) == 0 };
+    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then(|| reopened)
+}
+
+#[cfg(target_os = "linux")]
+fn is_pty_master(fd: c_int) -> bool {
+    let mut number: c_int = 0;
+    // SAFETY: TIOCGPTN writes one int, to `number`.
+    unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut number) == 0 }
+}
+#[cfg(not(target_os = "linux"))]
+fn is_pty_master(_fd: c_int) -> bool {
+    false
 }
 
 /// True when a spawn failed at the post-drop check: root could still be regained.
