@@ -223,7 +223,11 @@ mod tests {
 
     #[test]
     fn exec_gid_differs_from_the_gid_and_grants_nothing_new() {
-        let ids = |gid, groups: &[u32]| Ids { uid: 1000, gid, groups: groups.to_vec() };
+        let ids = |gid, groups: &[u32]| Ids {
+            uid: 1000,
+            gid,
+            groups: groups.to_vec(),
+        };
         assert_eq!(exec_gid(&ids(65534, &[65534])), 65535);
         assert_eq!(exec_gid(&ids(1000, &[1000, 27, 100])), 27);
         assert_eq!(exec_gid(&ids(1000, &[])), 65535);

@@ -391,6 +391,7 @@ const NSIG: c_int = 32;
 /// no handler of this process ever runs in it. A failure before exec comes back through a
 /// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it; the
 /// failed child is reaped.
+#[allow(clippy::too_many_arguments)] // each is one thing the child is made of, prepared apart
 pub fn spawn_as(
     program: &CStr,
     argv: &[CString],
@@ -507,7 +508,7 @@ fn same_device(fd: c_int, reopened: OwnedFd) -> Option<OwnedFd> {
     let (mut a, mut b): (libc::stat, libc::stat) = unsafe { (mem::zeroed(), mem::zeroed()) };
     // SAFETY: both descriptors are open; the buffers are valid for writes.
     let ok = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(reopened.as_raw_fd(), &mut b) == 0 };
-    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then(|| reopened)
+    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then_some(reopened)
 }
 
 #[cfg(target_os = "linux")]
@@ -537,7 +538,7 @@ pub fn process_limit() -> Option<u64> {
     let mut limit: libc::rlimit = unsafe { mem::zeroed() };
     // SAFETY: `limit` is valid for writes.
     let got = unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) };
-    (got == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then(|| limit.rlim_cur as u64)
+    (got == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }
 
 /// Reads until `buf` is full or end of file; returns how much was read.
@@ -699,7 +700,11 @@ impl<'a> Child<'a> {
     /// As for [`Child::run`].
     unsafe fn dropped(&mut self) -> bool {
         let (uid, gid) = (self.ids.uid as libc::uid_t, self.ids.gid as libc::gid_t);
-        let real_gid = if cfg!(target_os = "linux") { self.exec_gid as libc::gid_t } else { gid };
+        let real_gid = if cfg!(target_os = "linux") {
+            self.exec_gid as libc::gid_t
+        } else {
+            gid
+        };
         if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != real_gid || libc::getegid() != gid {
             return false;
         }
@@ -713,7 +718,12 @@ impl<'a> Child<'a> {
         {
             return false;
         }
-        uid != 0 && gid != 0 && real_gid != 0 && libc::setuid(0) == -1 && libc::seteuid(0) == -1 && libc::setgid(0) == -1
+        uid != 0
+            && gid != 0
+            && real_gid != 0
+            && libc::setuid(0) == -1
+            && libc::seteuid(0) == -1
+            && libc::setgid(0) == -1
     }
 }
 

@@ -109,6 +109,7 @@ pub fn group_list(_name: &CStr, _gid: u32) -> SysResult<Vec<u32>> {
     unsupported("getgrouplist")
 }
 
+#[allow(clippy::too_many_arguments)] // as on Unix
 pub fn spawn_as(
     _program: &CStr,
     _argv: &[CString],
@@ -701,7 +702,11 @@ pub fn spawn_restricted(
     let mut table: Vec<(u8, usize)> = Vec::new();
     // A console as stdin would let the child read what is typed into the elevated console:
     // it gets NUL instead (kept open until the child has its copy).
-    let null = if is_console(std_handle(ffi::STD_INPUT_HANDLE)) { Some(open_null()?) } else { None };
+    let null = if is_console(std_handle(ffi::STD_INPUT_HANDLE)) {
+        Some(open_null()?)
+    } else {
+        None
+    };
     for which in [ffi::STD_INPUT_HANDLE, ffi::STD_OUTPUT_HANDLE, ffi::STD_ERROR_HANDLE] {
         let handle = match (&null, which) {
             (Some(null), ffi::STD_INPUT_HANDLE) => null.0,
