@@ -9,7 +9,7 @@ import net from 'node:net'
 import path from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { after, afterEach, describe, test } from 'node:test'
-import { alive, fetchStream, fixtures, nobody, runToEnd, start, tempDir } from './helpers.mjs'
+import { alive, fetchStream, fixtures, nobody, report, runToEnd, secretFile, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-monitor-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -211,10 +211,27 @@ describe('the child is sealed off from root', () => {
     assert.ok(result, `no report from the child (exit ${code}):\n${out}`)
     assert.ok(out.includes('typed-by-root-4'), 'control: the lines were typed (the terminal echoes them)')
     assert.equal(result.perl, 'ok')
+    const reads = [...result.terminalRead.map(({ read }) => read), ...result.reopened.map(({ what }) => what)]
+    const refused = reads.filter((text) => !text.includes('typed-by-root')).length
+    report('terminal reads', { tried: reads.length, refused, lost: reads.length - refused })
     for (const { fd, read, why } of result.terminalRead) assert.doesNotMatch(read, /typed-by-root/, `the child read root's terminal through fd ${fd} (${why})`)
     for (const { fd, what } of result.reopened) assert.doesNotMatch(what, /typed-by-root/, `the child read root's terminal by opening fd ${fd} again`)
     assert.equal(result.terminalRead[0].why, 'end of file', 'stdin is /dev/null')
     for (const fd of [1, 2]) assert.equal(parseInt(result.flags[fd], 8) & 3, 1, `fd ${fd} is write-only (flags ${result.flags[fd]})`)
+  })
+
+  test('stdout that is a pty\'s master side is kept as it is: the child\'s output still arrives (opening it again would make a new pty)', () => {
+    const driver = `import json, os, select, subprocess, sys
+m, s = os.openpty()
+p = subprocess.run([sys.argv[1], sys.argv[2], json.dumps({"listen": [], "exitCode": 0})], stdout=m, stdin=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=20)
+out = b""
+while select.select([s], [], [], 0.5)[0]:
+    out += os.read(s, 65536)
+print(json.dumps({"code": p.returncode, "out": out.decode(errors="replace")}))`
+    const result = spawnSync('python3', ['-c', driver, process.execPath, path.join(fixtures, 'sealed.mjs')], { encoding: 'utf8', timeout: 30_000 })
+    const { code, out } = JSON.parse(result.stdout || '{}')
+    assert.equal(code, 0, result.stderr)
+    assert.match(out, /"ready":true/, 'the child\'s report did not come through the master')
   })
 
   test('inheritable and ambient capabilities of the root process do not reach the child: all five sets empty, NoNewPrivs', async () => {
@@ -234,6 +251,43 @@ describe('the child is sealed off from root', () => {
       'control: without no_new_privs the copy makes nobody root')
     const { lines } = await runToEnd('sealed.mjs', { listen: [], setuidProgram: copy, exitCode: 0 })
     assert.equal(lines[0].setuidProgram, String(nobody.uid))
+  })
+
+  test('another process of the same user cannot take the key or the listener from the moment the child exists: pidfd_getfd and ptrace refused before restorePassedFiles too', async () => {
+    // An unrelated process of nobody, started with the program, waits for the monitor's child
+    // and then tries pidfd_getfd on fds 3..9 and PTRACE_SEIZE in a tight loop: across the
+    // drop, the exec, Node's start-up and restorePassedFiles().
+    const steal = path.join(dir, 'steal')
+    execFileSync('cc', ['-o', steal, path.join(fixtures, 'steal.c')])
+    const key = secretFile(dir, 'steal-key.pem')
+    let tried = 0
+    let refused = 0
+    for (let round = 0; round < 3; round++) {
+      const run = begin({ listen: [['tcp4', '127.0.0.1:91']], open: [key.file] })
+      const attacker = spawnSync(steal, [String(run.child.pid), '1500'], { uid: nobody.uid, gid: nobody.gid, encoding: 'utf8', timeout: 10_000 })
+      const ready = await nextWith(run, 'ready')
+      run.child.kill('SIGTERM')
+      await run.exited
+      const result = JSON.parse(attacker.stdout)
+      assert.equal(result.child, ready.pid, `the attacker saw the child (${attacker.stderr})`)
+      assert.ok(result.attempts > 100, `only ${result.attempts} attempts`)
+      tried += 3
+      refused += Number(result.stolenFile === '') + Number(!result.stolenSocket) + Number(!result.seized)
+      assert.equal(result.stolenFile, '', 'the key was taken with pidfd_getfd')
+      assert.equal(result.stolenSocket, false, 'the listener was taken with pidfd_getfd')
+      assert.equal(result.seized, false, 'the attacker attached to the child with ptrace')
+    }
+    report('same user attacks', { tried, refused, lost: tried - refused })
+  })
+
+  test('the child execs in secure-execution mode, then holds nobody\'s gid as real, effective and saved; NODE_OPTIONS reaches it as command-line options', async () => {
+    const run = begin({ listen: [], exitCode: 0 }, { env: { ...process.env, NODE_OPTIONS: '--title=privsep-opts "--max-old-space-size=123"' } })
+    const ready = await nextWith(run, 'ready')
+    assert.deepEqual(ready.gids.split(/\s+/).map(Number), [nobody.gid, nobody.gid, nobody.gid, nobody.gid])
+    assert.deepEqual(ready.execArgv.slice(0, 2), ['--title=privsep-opts', '--max-old-space-size=123'])
+    assert.equal(ready.title, 'privsep-opts')
+    assert.match(run.stderr, /user "nobody", which other daemons share.*useradd --system --no-create-home --shell \/usr\/sbin\/nologin/)
+    assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 
   test('another process of the same uid cannot read the child\'s /proc/<pid>/environ', async () => {

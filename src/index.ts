@@ -47,8 +47,8 @@ export const lifecycle = new Lifecycle()
 privsep.beforeHandOff = () => lifecycle.flushLogs()
 // What a user needs to know at start goes to the lifecycle's logger when the program has one,
 // else one line on stderr (creating pino's default logger here would change its stdout).
-privsep.info = (bindings, message) => {
-  if (lifecycle.hasLogger) lifecycle.logger.info(bindings, message)
+privsep.say = (level, bindings, message) => {
+  if (lifecycle.hasLogger) lifecycle.logger[level](bindings, message)
   else process.stderr.write(`privsep: ${message}\n`)
 }
 // systemd hears STOPPING=1 when the process's shutdown starts (nothing without systemd).

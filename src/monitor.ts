@@ -137,7 +137,10 @@ function request (options: ForkExecOptions, signals: SignalNumbers, passed: Pass
   const script = sea ? undefined : process.argv[1]
   return {
     program: process.execPath,
-    argv: sea ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...process.execArgv, ...process.argv.slice(1)],
+    // The child starts in secure-execution mode (docs/SECURITY.md, "Not dumpable"), where Node
+    // ignores NODE_OPTIONS: its options come first on the command line instead, as Node would
+    // have read them (the variable stays for what the child starts).
+    argv: sea ? [process.argv0, ...process.argv.slice(2)] : [process.argv0, ...nodeOptions(process.env.NODE_OPTIONS ?? ''), ...process.execArgv, ...process.argv.slice(1)],
     // systemd's notification socket is the monitor's (the main process, same pid) when this
     // process becomes it; the child asks the monitor to notify. WATCHDOG_USEC stays: the child
     // keeps the watchdog fed through the monitor.
@@ -157,6 +160,32 @@ function request (options: ForkExecOptions, signals: SignalNumbers, passed: Pass
     allow: allowEntries(options.allow),
     readable: script !== undefined && process.getBuiltinModule('node:fs').statSync(script, { throwIfNoEntry: false })?.isFile() === true ? [script] : []
   }
+}
+
+/**
+ * NODE_OPTIONS split as Node splits it (node.cc, ParseNodeOptionsEnvVar): spaces separate,
+ * double quotes group, and a backslash inside quotes takes the next character as it is. Node
+ * itself refused a malformed value before this process ran.
+ */
+export function nodeOptions (text: string): string[] {
+  const args: string[] = []
+  let quoted = false
+  let fresh = true
+  for (let i = 0; i < text.length; i++) {
+    let c = text[i]
+    if (c === '\\' && quoted && i + 1 < text.length) {
+      c = text[++i]
+    } else if (c === ' ' && !quoted) {
+      fresh = true
+      continue
+    } else if (c === '"') {
+      quoted = !quoted
+      continue
+    }
+    if (fresh) args.push(c); else args[args.length - 1] += c
+    fresh = false
+  }
+  return args
 }
 
 /**

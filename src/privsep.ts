@@ -114,6 +114,14 @@ const maxInFlight = 32
 const noBroker = (what: string, why: string): PrivsepError => new PrivsepError('ERR_PRIVSEP_BROKER_CLOSED',
   `${what}: ${why}; a child started by forkExecUnprivileged asks its monitor, and with filesImmediate this process opens and binds itself`)
 
+/**
+ * Said before the hand-off when the user is `nobody`: other daemons run as nobody too, and every
+ * process of a user may signal its other processes and read what of theirs is not sealed.
+ */
+export const sharedUserWarning = 'the child runs as user "nobody", which other daemons share: each of their processes can signal it ' +
+  'and, were it not sealed, take its keys and listeners; run it as a dedicated system user instead ' +
+  '(useradd --system --no-create-home --shell /usr/sbin/nologin NAME, then user: NAME)'
+
 export class Privsep {
   /**
    * Listen and open directly in this process, without a parent or a fork: for development,
@@ -135,13 +143,13 @@ export class Privsep {
    * Where this instance logs what a user needs to know at start (the pid to signal, which
    * listeners socket activation passed): src/index.ts gives it the lifecycle's logger.
    */
-  info: ((bindings: Record<string, unknown>, message: string) => void) | undefined
+  say: ((level: 'info' | 'warn', bindings: Record<string, unknown>, message: string) => void) | undefined
 
   /** Under socket activation, once: which listeners systemd passed and which were bound here. */
   #logActivation (): void {
     const { taken, bound } = this.#activation
     if (taken.length + bound.length === 0) return
-    this.info?.({ fromSystemd: taken, boundHere: bound },
+    this.say?.('info', { fromSystemd: taken, boundHere: bound },
       `socket activation: ${taken.length} listener(s) from systemd (${taken.join(', ') || 'none'}), ${bound.length} bound here (${bound.join(', ') || 'none'})`)
     this.#activation = { taken: [], bound: [] }
   }
@@ -344,8 +352,9 @@ export class Privsep {
     const signals = signalNumbers(options)
     if (options.pidFile !== undefined) writePidFile(options.pidFile)
     this.#logActivation()
+    if (options.user === 'nobody') this.say?.('warn', { user: options.user }, sharedUserWarning)
     const upgrade = options.upgradeSignal === null ? '' : `, ${options.upgradeSignal ?? 'SIGUSR2'} upgrades (privsep reload --pid ${process.pid})`
-    this.info?.({ pid: process.pid, pidFile: options.pidFile },
+    this.say?.('info', { pid: process.pid, pidFile: options.pidFile },
       `the pid to signal is ${process.pid} (this process${options.exit === false ? '' : ', which becomes privsep-monitor'}): SIGTERM stops${upgrade}; ` +
       `${(options.signals ?? forwardedSignals).join(', ')} reach the program`)
     const kept = this.#kept

@@ -6,6 +6,7 @@
 // starts a plain Node process, which tries to hand off itself).
 import { spawnSync } from 'node:child_process'
 import fs from 'node:fs'
+import tty from 'node:tty'
 import { createRequire } from 'node:module'
 import os from 'node:os'
 import path from 'node:path'
@@ -15,7 +16,11 @@ import { cleanupPassedFiles, forkExecUnprivileged, listen, openPrivileged, reque
 const addon = createRequire(import.meta.url)('privsep-win32-x64-msvc')
 const [key, decoy, mode, arg] = process.argv.slice(2)
 const child = process.env.PRIVSEP_PID !== undefined
-const line = (report) => fs.writeSync(1, `${JSON.stringify(report)}\n`)
+// PRIVSEP_TEST_REPORT: each line goes to that file too (a run in a console of its own).
+const line = (report) => {
+  fs.writeSync(1, `${JSON.stringify(report)}\n`)
+  if (process.env.PRIVSEP_TEST_REPORT) fs.appendFileSync(process.env.PRIVSEP_TEST_REPORT, `${JSON.stringify(report)}\n`)
+}
 const protocol = () => ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'].filter((name) => process.env[name] !== undefined)
 
 restorePassedFiles()
@@ -26,7 +31,7 @@ if (!child) {
   // as a native addon's handle could be. Only the explicit handle list keeps it from the child.
   const decoyHandle = addon.leakInheritable(3)
   const decoyHeld = addon.openHandles().some(([handle, name]) => handle === decoyHandle && name.toLowerCase().endsWith(path.basename(decoy).toLowerCase()))
-  line({ role: 'parent', pid: process.pid, elevated: addon.processToken().elevated, decoyHeld })
+  line({ role: 'parent', pid: process.pid, elevated: addon.processToken().elevated, decoyHeld, stdinIsConsole: tty.isatty(0) })
   const result = await forkExecUnprivileged({ user: os.userInfo().username, exit: mode !== 'wait' })
   line({ role: 'parent', result, env: protocol() })
   process.exit(0)
@@ -49,6 +54,7 @@ const report = {
   keyByPath,
   listener: { host: listener.host, port: listener.port, fd: listener.fd },
   env: protocol(),
+  stdinIsConsole: tty.isatty(0),
   broker: await requestFile(key).then(() => 'granted', (err) => err.code),
   token: addon.processToken(),
   handles: addon.openHandles()

@@ -41,9 +41,9 @@ function files () {
  * given to `onLine`). The fixture gets the decoy open at its descriptor 3: an inheritable
  * handle (as a handle a process inherited stays), which its own child must not get.
  */
-function run (f, mode, arg, { onLine } = {}) {
+function run (f, mode, arg, { onLine, stdin = 'ignore' } = {}) {
   const decoy = fs.openSync(f.decoy, 'r')
-  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: ['ignore', 'pipe', 'pipe', decoy] })
+  const child = spawn(process.execPath, [fixture, f.key, f.decoy, mode, ...(arg === undefined ? [] : [arg])], { stdio: [stdin, 'pipe', 'pipe', decoy] })
   fs.closeSync(decoy)
   const lines = []
   let pending = ''
@@ -191,5 +191,44 @@ test('the child cannot open the Administrators-only key by its path', { skip: on
     assert.equal(child.key, f.secret, 'yet it read the key through the passed descriptor')
   } finally {
     fs.rmSync(f.dir, { recursive: true, force: true })
+  }
+})
+
+// Issue 19, W1: a console as the elevated process's stdin would let the child read what is typed
+// into it. The parent inherits the runner's stdin; where that is a console (real Windows with
+// one), the child must get NUL instead. Wine and a runner without a console cannot show it.
+test('the child does not get the elevated console as its stdin', async (t) => {
+  const f = files()
+  try {
+    const result = await run(f, 'exit', '0', { stdin: 'inherit' })
+    const [parent] = result.lines
+    const child = childOf(result)
+    assert.equal(child.stdinIsConsole, false, 'the child\'s stdin is the console')
+    if (!parent.stdinIsConsole) t.skip('the parent\'s stdin is no console here: nothing was at stake')
+  } finally {
+    fs.rmSync(f.dir, { recursive: true, force: true })
+  }
+})
+
+// The same on real Windows with a console for certain: `start` runs the fixture in a console of
+// its own, so the elevated parent's stdin is that console; the lines come back through a file.
+test('in a console of its own, the elevated parent\'s stdin is the console and the child\'s is not', { skip: onlyNative }, async (t) => {
+  const f = files()
+  const report = path.join(f.dir, 'report.jsonl')
+  try {
+    const quoted = (text) => `"${text}"`
+    const started = spawnSync('cmd.exe', ['/d', '/c', `start "privsep" /wait ${[process.execPath, fixture, f.key, f.decoy].map(quoted).join(' ')} exit 0`],
+      { windowsVerbatimArguments: true, env: { ...process.env, PRIVSEP_TEST_REPORT: report }, encoding: 'utf8', timeout: 60_000 })
+    const lines = fs.existsSync(report) ? fs.readFileSync(report, 'utf8').trim().split('\n').map((text) => JSON.parse(text)) : []
+    const parent = lines.find((line) => line.role === 'parent' && 'stdinIsConsole' in line)
+    if (parent === undefined || !parent.stdinIsConsole) {
+      t.skip(`no console for the parent here (start: ${started.status} ${started.stderr}; ${lines.length} lines)`)
+      return
+    }
+    const child = lines.find((line) => line.role === 'child')
+    assert.ok(child, `no report from the child: ${JSON.stringify(lines)}`)
+    assert.equal(child.stdinIsConsole, false, 'the child\'s stdin is the elevated console')
+  } finally {
+    fs.rmSync(f.dir, { recursive: true, force: true, maxRetries: 5 })
   }
 })

@@ -41,8 +41,9 @@ unsafe extern "C" fn listen(env: napi_env, info: napi_callback_info) -> napi_val
 
 /// `restore(pid, fds, files, ppid): null | [[fd, kind, value][], channel | null]`: decodes the
 /// protocol variables (undefined when unset), validates every descriptor, and finds the
-/// broker channel at 3 + their number. A child of privsep
-/// first makes itself not dumpable, so no other process of its uid can take its descriptors.
+/// broker channel at 3 + their number. A child of privsep first makes itself not dumpable
+/// (it is since exec: see `spawn::exec_gid`), so no other process of its uid can take its
+/// descriptors, then sets its real gid back and its parent-death signal again.
 unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let pid = cx.optional_string(args[0], protocol::PID)?;
@@ -56,6 +57,7 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
             None => return cx.null(),
             Some(entries) => entries,
         };
+        process::settle_child(ppid)?;
         protocol::restore(&entries)?;
         let channel_fd = 3 + entries.len() as i32;
         let channel = if broker::is_channel(channel_fd) {

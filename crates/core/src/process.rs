@@ -169,6 +169,20 @@ pub fn close_all_but(keep: &[i32]) -> Result<()> {
     sys::close_all_but(keep).map_err(|e| e.about("closing inherited descriptors"))
 }
 
+/// The child of privsep on its first call (`restorePassedFiles()`): not dumpable (it already is
+/// since exec, see `spawn::exec_gid`), its real gid the effective one again and then, as the
+/// exec with unequal ids cleared it, the parent-death signal set again while its parent is
+/// `parent`. A process whose ids were equal already (one that restores in-process) keeps its
+/// death signal as it is.
+pub fn settle_child(parent: u32) -> Result<()> {
+    set_not_dumpable()?;
+    let settled = sys::settle_real_gid().map_err(|e| e.about("the real gid"))?;
+    if settled && cfg!(target_os = "linux") {
+        die_with_parent(parent)?;
+    }
+    Ok(())
+}
+
 /// No core file, no ptrace and no /proc access for other processes of this uid.
 pub fn set_not_dumpable() -> Result<()> {
     sys::set_not_dumpable().map_err(|e| e.about("PR_SET_DUMPABLE"))

@@ -27,6 +27,24 @@ pub const DENY_ONLY: &[&str] = &[
 /// The Administrators group: enabled in an elevated token, deny-only in the child's.
 pub const ADMINISTRATORS: &str = "S-1-5-32-544";
 
+/// LocalSystem's SID: the account of a service that runs as SYSTEM.
+pub const LOCAL_SYSTEM: &str = "S-1-5-18";
+
+/// Refuses an account whose restricted copy would still be too strong: SYSTEM's user SID is not
+/// a group that can be made deny-only, and every object that grants SYSTEM access (the machine's
+/// registry hives, most system files, other services' processes) would grant it to the child.
+pub fn check_account(user_sid: &str) -> Result<()> {
+    if user_sid == LOCAL_SYSTEM {
+        return Err(Error::invalid(
+            "ERR_PRIVSEP_SYSTEM_ACCOUNT",
+            "this process runs as LocalSystem (S-1-5-18): a restricted copy of its token keeps SYSTEM as its user, \
+             which most of the machine grants full access; run the service as a virtual account (NT SERVICE\\NAME) \
+             or a dedicated account in Administrators instead",
+        ));
+    }
+    Ok(())
+}
+
 /// The child's integrity level: Medium, that of a process the user starts without elevation.
 pub const MEDIUM_INTEGRITY: &str = "S-1-16-8192";
 
@@ -93,6 +111,7 @@ pub fn spawn(program: &str, argv: &[String], env: &[String], passed: &[Entry]) -
              run it as administrator, or set filesImmediate to run in this process",
         ));
     }
+    check_account(&token()?.user)?;
     let mut fds = Vec::new();
     let mut renumbered = Vec::new();
     for (i, entry) in passed.iter().enumerate() {
@@ -263,6 +282,17 @@ pub fn crt_table(entries: &[(u8, usize)]) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A LocalSystem service is refused (issue 19, W2); its own account and others are not.
+    #[test]
+    fn local_system_is_refused() {
+        let err = check_account("S-1-5-18").unwrap_err();
+        assert_eq!(err.code(), "ERR_PRIVSEP_SYSTEM_ACCOUNT");
+        assert!(err.to_string().contains("NT SERVICE"), "{}", err);
+        for sid in ["S-1-5-21-1-2-3-1000", "S-1-5-80-1-2-3-4-5", "S-1-5-19", "S-1-5-20"] {
+            assert!(check_account(sid).is_ok(), "{}", sid);
+        }
+    }
 
     fn utf8(wide: &[u16]) -> String {
         String::from_utf16(wide).unwrap()

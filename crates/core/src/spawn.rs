@@ -225,7 +225,8 @@ pub fn start(command: &Command) -> Result<Starting> {
     }
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).collect();
     let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
-    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, command.umask, cwd.as_deref()) {
+    let real_gid = exec_gid(&command.ids);
+    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, real_gid, command.umask, cwd.as_deref()) {
         Ok(inner) => Ok(Starting {
             inner,
             user: command.user.clone(),
@@ -255,6 +256,24 @@ fn describe(e: SysError, user: &str, uid: u32, program: &str) -> Error {
     }
 }
 
+/// The real gid the child execs with (Linux), always other than its gid: the kernel then sets
+/// the new program not dumpable at exec (`suid_dumpable`, 0 by default), where equal ids would
+/// make it dumpable until `restorePassedFiles()`, and other processes of the same user could
+/// take its descriptors meanwhile (issue 19). The child may become this group (setfsgid,
+/// setresgid), so it is one that grants nothing new: one of the user's own supplementary
+/// groups when it has one, else 65535, the 16-bit (gid_t)-1 that no distribution assigns (or
+/// 65534 for a user whose group is 65535). `restorePassedFiles()` sets the real gid back.
+pub fn exec_gid(ids: &Ids) -> u32 {
+    match ids.groups.iter().find(|&&g| g != ids.gid && g != 0) {
+        Some(&group) => group,
+        None if ids.gid != UNASSIGNED_GID => UNASSIGNED_GID,
+        None => UNASSIGNED_GID - 1,
+    }
+}
+
+/// The 16-bit (gid_t)-1: never assigned to a group (systemd's "UIDS-GIDS" says so of 65535).
+const UNASSIGNED_GID: u32 = 65535;
+
 /// Blocks until child `pid` ends. Only a pid: `waitpid` takes 0, or what becomes a negative
 /// `pid_t` (`u32::MAX` is -1), as any child (of a process group), and would reap a child that
 /// is not the caller's.
@@ -274,6 +293,23 @@ pub fn wait(pid: u32) -> Result<ExitStatus> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exec_gid_differs_from_the_gid_and_grants_nothing_new() {
+        let ids = |gid, groups: &[u32]| Ids {
+            uid: 1000,
+            gid,
+            groups: groups.to_vec(),
+        };
+        assert_eq!(exec_gid(&ids(65534, &[65534])), 65535);
+        assert_eq!(exec_gid(&ids(1000, &[1000, 27, 100])), 27);
+        assert_eq!(exec_gid(&ids(1000, &[])), 65535);
+        assert_eq!(exec_gid(&ids(65535, &[65535])), 65534);
+        for (gid, groups) in [(5, vec![5, 0]), (65535, vec![]), (7, vec![7])] {
+            let got = exec_gid(&ids(gid, &groups));
+            assert!(got != gid && got != 0, "{} {:?}: {}", gid, groups, got);
+        }
+    }
 
     /// `waitpid(0)` and `waitpid(-1)` wait for any child (issue 13): refused before the call.
     #[test]

@@ -9,7 +9,9 @@ use std::os::unix::io::AsRawFd;
 fn shell(script: &str) -> Command {
     Command {
         program: "/bin/sh".into(),
-        argv: vec!["sh".into(), "-c".into(), script.into()],
+        // -p: a shell whose real and effective gid differ (as the child's do until
+        // restorePassedFiles: spawn::exec_gid) would otherwise set its effective gid to the real one.
+        argv: vec!["sh".into(), "-p".into(), "-c".into(), script.into()],
         env: vec!["PATH=/usr/bin:/bin".into(), "PRIVSEP_PID=stale".into()],
         passed: vec![],
         user: "nobody".into(),
@@ -37,7 +39,7 @@ fn exited(code: i32) -> ExitStatus {
 fn the_child_runs_as_the_user_with_its_exit_code() {
     assert_eq!(
         run(&shell(
-            "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = 65534 ] && [ $(umask) = 0027 ] && exit 3",
+            "[ $(id -u) = 65534 ] && [ $(id -g) = 65534 ] && [ \"$(id -G)\" = '65535 65534' ] && [ \"$(grep ^Gid: /proc/self/status | tr -s '\t' ' ')\" = 'Gid: 65535 65534 65534 65534' ] && [ $(umask) = 0027 ] && exit 3",
         )),
         exited(3)
     );

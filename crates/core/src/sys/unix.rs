@@ -391,12 +391,14 @@ const NSIG: c_int = 32;
 /// no handler of this process ever runs in it. A failure before exec comes back through a
 /// close-on-exec pipe as (stage, errno), the way the Rust standard library reports it: returns
 /// once forked, with that pipe ([`Starting`]); the start is over when it is readable.
+#[allow(clippy::too_many_arguments)] // each is one thing the child is made of, prepared apart
 pub fn spawn_as(
     program: &CStr,
     argv: &[CString],
     env: &[CString],
     fds: &[RawFd],
     ids: &Ids,
+    exec_gid: u32,
     umask: Option<u32>,
     cwd: Option<&CStr>,
 ) -> SysResult<Starting> {
@@ -428,6 +430,7 @@ pub fn spawn_as(
             fds,
             moved: &mut moved,
             ids,
+            exec_gid,
             groups: &groups,
             seen_groups: &mut seen_groups,
             umask,
@@ -517,13 +520,35 @@ fn terminal_stdio() -> SysResult<[Option<OwnedFd>; 3]> {
         if unsafe { libc::isatty(fd as c_int) } != 1 {
             continue;
         }
-        *slot = Some(match fd {
-            0 => open(b"/dev/null\0", libc::O_RDONLY)?,
-            1 => open(b"/proc/self/fd/1\0", libc::O_WRONLY)?,
-            _ => open(b"/proc/self/fd/2\0", libc::O_WRONLY)?,
-        });
+        *slot = match fd {
+            0 => Some(open(b"/dev/null\0", libc::O_RDONLY)?),
+            1 => same_device(fd as c_int, open(b"/proc/self/fd/1\0", libc::O_WRONLY)?),
+            _ => same_device(fd as c_int, open(b"/proc/self/fd/2\0", libc::O_WRONLY)?),
+        };
     }
     Ok(stdio)
+}
+
+/// `reopened` if it is the same terminal as `fd`. Opening a pty's master side again
+/// (/dev/ptmx) makes a new pty, where output would be lost: for a master (TIOCGPTN answers
+/// there only) the original is kept, as for anything that is not the same device.
+fn same_device(fd: c_int, reopened: OwnedFd) -> Option<OwnedFd> {
+    // SAFETY: all-zero is a valid stat; fstat writes it.
+    let (mut a, mut b): (libc::stat, libc::stat) = unsafe { (mem::zeroed(), mem::zeroed()) };
+    // SAFETY: both descriptors are open; the buffers are valid for writes.
+    let ok = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(reopened.as_raw_fd(), &mut b) == 0 };
+    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then_some(reopened)
+}
+
+#[cfg(target_os = "linux")]
+fn is_pty_master(fd: c_int) -> bool {
+    let mut number: c_int = 0;
+    // SAFETY: TIOCGPTN writes one int, to `number`.
+    unsafe { libc::ioctl(fd, libc::TIOCGPTN, &mut number) == 0 }
+}
+#[cfg(not(target_os = "linux"))]
+fn is_pty_master(_fd: c_int) -> bool {
+    false
 }
 
 /// True when a spawn failed at the post-drop check: root could still be regained.
@@ -542,7 +567,7 @@ pub fn process_limit() -> Option<u64> {
     let mut limit: libc::rlimit = unsafe { mem::zeroed() };
     // SAFETY: `limit` is valid for writes.
     let got = unsafe { libc::getrlimit(libc::RLIMIT_NPROC, &mut limit) };
-    (got == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then(|| limit.rlim_cur as u64)
+    (got == 0 && limit.rlim_cur != libc::RLIM_INFINITY).then_some(limit.rlim_cur as u64)
 }
 
 /// Reads until `buf` is full or end of file; returns how much was read.
@@ -583,6 +608,8 @@ struct Child<'a> {
     fds: &'a [RawFd],
     moved: &'a mut [c_int],
     ids: &'a Ids,
+    /// The real gid at exec (Linux): see `spawn::exec_gid`.
+    exec_gid: u32,
     groups: &'a [libc::gid_t],
     seen_groups: &'a mut [libc::gid_t],
     umask: Option<u32>,
@@ -660,7 +687,7 @@ impl<'a> Child<'a> {
         // need root's CAP_SETPCAP), uid (real, effective, saved), then what setuid keeps:
         // the inheritable set. No new privileges: a set-user-ID program gains nothing.
         step!(SETGROUPS, libc::setgroups(self.groups.len() as _, self.groups.as_ptr()));
-        step!(SETGID, set_gid(self.ids.gid));
+        step!(SETGID, set_gid(self.exec_gid, self.ids.gid));
         step!(PRCTL, drop_bounding_and_ambient());
         step!(SETUID, set_uid(self.ids.uid));
         step!(CAPSET, clear_capabilities());
@@ -702,7 +729,12 @@ impl<'a> Child<'a> {
     /// As for [`Child::run`].
     unsafe fn dropped(&mut self) -> bool {
         let (uid, gid) = (self.ids.uid as libc::uid_t, self.ids.gid as libc::gid_t);
-        if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != gid || libc::getegid() != gid {
+        let real_gid = if cfg!(target_os = "linux") {
+            self.exec_gid as libc::gid_t
+        } else {
+            gid
+        };
+        if libc::getuid() != uid || libc::geteuid() != uid || libc::getgid() != real_gid || libc::getegid() != gid {
             return false;
         }
         if !saved_ids_are(uid, gid) || !capabilities_empty() {
@@ -715,7 +747,12 @@ impl<'a> Child<'a> {
         {
             return false;
         }
-        uid != 0 && gid != 0 && libc::setuid(0) == -1 && libc::seteuid(0) == -1 && libc::setgid(0) == -1
+        uid != 0
+            && gid != 0
+            && real_gid != 0
+            && libc::setuid(0) == -1
+            && libc::seteuid(0) == -1
+            && libc::setgid(0) == -1
     }
 }
 
@@ -815,9 +852,12 @@ unsafe fn probe_process_limit() -> c_int {
     0
 }
 
+/// The effective and saved gid `gid`, the real one `real`: a real gid other than the
+/// effective one at exec keeps the program not dumpable from its first instruction
+/// (docs/SECURITY.md, "Not dumpable").
 #[cfg(target_os = "linux")]
-unsafe fn set_gid(gid: u32) -> c_int {
-    libc::setresgid(gid, gid, gid)
+unsafe fn set_gid(real: u32, gid: u32) -> c_int {
+    libc::setresgid(real, gid, gid)
 }
 #[cfg(target_os = "linux")]
 unsafe fn set_uid(uid: u32) -> c_int {
@@ -941,7 +981,7 @@ unsafe fn no_new_privileges() -> c_int {
 // cannot report the saved ids, so the setuid(0) check is what proves the drop. It has no
 // capabilities and no no_new_privs.
 #[cfg(not(target_os = "linux"))]
-unsafe fn set_gid(gid: u32) -> c_int {
+unsafe fn set_gid(_real: u32, gid: u32) -> c_int {
     libc::setgid(gid)
 }
 #[cfg(not(target_os = "linux"))]
@@ -1034,7 +1074,7 @@ pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize,
         unsafe {
             let mut failed = (u32::MAX, 0);
             if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
-                || set_gid(ids.gid) == -1
+                || set_gid(ids.gid, ids.gid) == -1
                 || set_uid(ids.uid) == -1
             {
                 failed = (0, errno());
@@ -1729,6 +1769,22 @@ pub fn close_all_but(keep: &[RawFd]) -> SysResult<()> {
         }
     }
     Ok(())
+}
+
+/// The child after exec: the real gid becomes the effective one (an unprivileged process may
+/// set it to its effective gid), so the ids are the user's again. Changing only the real gid
+/// keeps the process not dumpable (the kernel resets dumpability when the effective or
+/// file-system ids change), and it clears no parent-death signal. Returns whether they
+/// differed (false: nothing done).
+pub fn settle_real_gid() -> SysResult<bool> {
+    // SAFETY: getegid and getgid have no preconditions.
+    let (real, effective) = unsafe { (libc::getgid(), libc::getegid()) };
+    if real == effective {
+        return Ok(false);
+    }
+    // SAFETY: plain setresgid to ids the process holds.
+    cvt("setresgid", unsafe { libc::setresgid(effective, effective, effective) })?;
+    Ok(true)
 }
 
 /// Marks this process not dumpable: no core file, and other processes of its uid can

@@ -109,12 +109,14 @@ pub fn group_list(_name: &CStr, _gid: u32) -> SysResult<Vec<u32>> {
     unsupported("getgrouplist")
 }
 
+#[allow(clippy::too_many_arguments)] // as on Unix
 pub fn spawn_as(
     _program: &CStr,
     _argv: &[CString],
     _env: &[CString],
     _fds: &[i32],
     _ids: &Ids,
+    _exec_gid: u32,
     _umask: Option<u32>,
     _cwd: Option<&CStr>,
 ) -> SysResult<Starting> {
@@ -243,6 +245,10 @@ pub fn close_all_but(_keep: &[i32]) -> SysResult<()> {
 
 /// Nothing to do: Windows has no dumpable flag. Who may open the child is its process
 /// object's DACL, set from its token's default DACL at `spawn_restricted`.
+pub fn settle_real_gid() -> SysResult<bool> {
+    Ok(false)
+}
+
 pub fn set_not_dumpable() -> SysResult<()> {
     Ok(())
 }
@@ -529,6 +535,35 @@ pub fn open_file_handles() -> SysResult<Vec<(usize, String)>> {
     Ok(files)
 }
 
+fn std_handle(which: u32) -> ffi::HANDLE {
+    // SAFETY: no arguments beyond the constant.
+    unsafe { ffi::GetStdHandle(which) }
+}
+
+/// True when `handle` is a console (GetConsoleMode answers for consoles only).
+fn is_console(handle: ffi::HANDLE) -> bool {
+    let mut mode = 0u32;
+    // SAFETY: `mode` is valid for writes; any handle value may be asked about.
+    !handle.is_null() && handle != ffi::INVALID_HANDLE_VALUE && unsafe { ffi::GetConsoleMode(handle, &mut mode) } != 0
+}
+
+/// The NUL device, for reading, closed when dropped.
+fn open_null() -> SysResult<Handle> {
+    let name = restricted::wide("NUL");
+    // SAFETY: `name` is NUL-terminated; no security attributes or template.
+    cvt_handle("CreateFileW", unsafe {
+        ffi::CreateFileW(
+            name.as_ptr(),
+            ffi::GENERIC_READ,
+            ffi::FILE_SHARE_READ | ffi::FILE_SHARE_WRITE,
+            ptr::null_mut(),
+            ffi::OPEN_EXISTING,
+            0,
+            ptr::null_mut(),
+        )
+    })
+}
+
 /// An inheritable duplicate of `handle`, closed when dropped.
 fn inheritable(handle: ffi::HANDLE) -> SysResult<Handle> {
     let mut copy = ptr::null_mut();
@@ -697,9 +732,18 @@ pub fn spawn_restricted(
     // an inheritable duplicate that lives until the child has its own.
     let mut owned: Vec<Handle> = Vec::new();
     let mut table: Vec<(u8, usize)> = Vec::new();
-    for std_handle in [ffi::STD_INPUT_HANDLE, ffi::STD_OUTPUT_HANDLE, ffi::STD_ERROR_HANDLE] {
-        // SAFETY: no arguments beyond the constant.
-        let handle = unsafe { ffi::GetStdHandle(std_handle) };
+    // A console as stdin would let the child read what is typed into the elevated console:
+    // it gets NUL instead (kept open until the child has its copy).
+    let null = if is_console(std_handle(ffi::STD_INPUT_HANDLE)) {
+        Some(open_null()?)
+    } else {
+        None
+    };
+    for which in [ffi::STD_INPUT_HANDLE, ffi::STD_OUTPUT_HANDLE, ffi::STD_ERROR_HANDLE] {
+        let handle = match (&null, which) {
+            (Some(null), ffi::STD_INPUT_HANDLE) => null.0,
+            _ => std_handle(which),
+        };
         if handle.is_null() || handle == ffi::INVALID_HANDLE_VALUE {
             table.push((0, ffi::INVALID_HANDLE_VALUE as usize));
             continue;
@@ -873,6 +917,10 @@ mod ffi {
     pub const DUPLICATE_SAME_ACCESS: u32 = 2;
     pub const FILE_TYPE_DISK: u32 = 1;
     pub const FILE_TYPE_CHAR: u32 = 2;
+    pub const GENERIC_READ: u32 = 0x8000_0000;
+    pub const FILE_SHARE_READ: u32 = 0x1;
+    pub const FILE_SHARE_WRITE: u32 = 0x2;
+    pub const OPEN_EXISTING: u32 = 3;
     pub const FILE_TYPE_PIPE: u32 = 3;
     pub const FILE_ATTRIBUTE_DIRECTORY: u32 = 0x10;
     pub const STD_INPUT_HANDLE: u32 = -10i32 as u32;
@@ -1024,6 +1072,16 @@ mod ffi {
         pub fn GetProcAddress(module: HANDLE, name: *const c_char) -> *mut c_void;
         pub fn GetStdHandle(which: u32) -> HANDLE;
         pub fn GetFileType(handle: HANDLE) -> u32;
+        pub fn GetConsoleMode(handle: HANDLE, mode: *mut u32) -> BOOL;
+        pub fn CreateFileW(
+            name: *const u16,
+            access: u32,
+            share: u32,
+            security: *mut c_void,
+            disposition: u32,
+            flags: u32,
+            template: HANDLE,
+        ) -> HANDLE;
         pub fn ReadFile(handle: HANDLE, buffer: *mut c_void, len: u32, read: *mut u32, overlapped: *mut c_void) -> BOOL;
         pub fn GetFileInformationByHandle(handle: HANDLE, info: *mut BY_HANDLE_FILE_INFORMATION) -> BOOL;
         pub fn GetFinalPathNameByHandleW(handle: HANDLE, path: *mut u16, len: u32, flags: u32) -> u32;
