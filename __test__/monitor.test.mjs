@@ -409,3 +409,31 @@ describe('unix sockets across restarts', () => {
     fs.rmSync(socketPath)
   })
 })
+
+test('NODE_EXTRA_CA_CERTS reaches the child, which starts in secure-execution mode where Node skips it (Node 22.19+; older ones say so)', async () => {
+  const ca = tempDir('privsep-extra-ca-')
+  try {
+    const openssl = (...args) => execFileSync('openssl', args, { cwd: ca, stdio: ['ignore', 'ignore', 'pipe'] })
+    const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes']
+    openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=privsep test CA')
+    openssl('req', ...ec, '-keyout', 'leaf.key', '-out', 'leaf.csr', '-subj', '/CN=localhost')
+    fs.writeFileSync(path.join(ca, 'san.ext'), 'subjectAltName=DNS:localhost\n')
+    openssl('x509', '-req', '-in', 'leaf.csr', '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', 'leaf.pem', '-days', '2', '-extfile', 'san.ext')
+    for (const file of fs.readdirSync(ca)) fs.chmodSync(path.join(ca, file), 0o644) // a test CA: nobody reads it
+    const config = { address: '127.0.0.1:72', key: path.join(ca, 'leaf.key'), cert: path.join(ca, 'leaf.pem') }
+    const { NODE_EXTRA_CA_CERTS, SSL_CERT_FILE, ...env } = process.env
+    // The control: without the variable the CA is unknown, so the probe can fail.
+    const without = await runToEnd('extra-ca.mjs', config, { env })
+    assert.equal(without.lines.at(-1)?.error, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', without.stderr)
+    const run = await runToEnd('extra-ca.mjs', config, { env: { ...env, NODE_EXTRA_CA_CERTS: path.join(ca, 'ca.pem') } })
+    const [major, minor] = process.versions.node.split('.').map(Number)
+    if (major > 22 || (major === 22 && minor >= 19)) {
+      assert.deepEqual(run.lines.at(-1), { node: process.version, body: 'trusted' }, run.stderr)
+    } else {
+      assert.equal(run.lines.at(-1)?.error, 'UNABLE_TO_VERIFY_LEAF_SIGNATURE')
+      assert.match(run.stderr, /NODE_EXTRA_CA_CERTS \(.*ca\.pem\) is not applied in the child: it starts in secure-execution mode/)
+    }
+  } finally {
+    fs.rmSync(ca, { recursive: true, force: true })
+  }
+})

@@ -312,6 +312,33 @@ export class Privsep {
       }
     }
     this.#passed = passed
+    if (process.platform === 'linux') this.#applyExtraCaCerts()
+  }
+
+  /**
+   * In a child on Linux: `NODE_EXTRA_CA_CERTS` as Node applies it at start, which it skipped:
+   * the child starts in secure-execution mode (see `spawn::exec_gid`), where Node ignores the
+   * variable. Root set it, so it is trusted here. Node 22.19 and later take it through
+   * `tls.setDefaultCACertificates`; older ones cannot, which is said once.
+   */
+  #applyExtraCaCerts (): void {
+    const file = process.env.NODE_EXTRA_CA_CERTS
+    if (file === undefined || file === '') return
+    const tls = process.getBuiltinModule('node:tls') as typeof import('node:tls') & {
+      setDefaultCACertificates?: (certs: string[]) => void
+      getCACertificates?: (type: 'default') => string[]
+    }
+    if (tls.setDefaultCACertificates === undefined || tls.getCACertificates === undefined) {
+      this.say?.('warn', { file }, `NODE_EXTRA_CA_CERTS (${file}) is not applied in the child: it starts in secure-execution mode, ` +
+        `where Node ignores it, and Node ${process.version} cannot add certificates later (22.19 can): pass them as ca to tls.connect or an https.Agent`)
+      return
+    }
+    try {
+      const extra = fs.readFileSync(file, 'utf8').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? []
+      tls.setDefaultCACertificates([...tls.getCACertificates('default'), ...extra])
+    } catch (err) {
+      this.say?.('warn', { file, err }, `NODE_EXTRA_CA_CERTS (${file}) is not applied in the child: ${(err as Error).message}`)
+    }
   }
 
   /** In the child: closes every passed (or activated) descriptor that no listen/openPrivileged claimed. */
