@@ -48,9 +48,10 @@ export function countLines (text) {
   return count
 }
 
-/** The modules `text` declares as `#[cfg(test)] mod name;`: files that are tests. */
+/** The modules `text` declares for tests only (`#[cfg(test)] mod name;`): files that are tests. */
 function testModules (text) {
-  return [...text.matchAll(/#\[cfg\(test\)\]\s*(?:pub\s+)?mod\s+(\w+)\s*;/g)].map((m) => m[1])
+  // `#[cfg(test)]`, or `#[cfg(any(test, feature = "fuzz"))]`: a test helper other crates' tests use.
+  return [...text.matchAll(/#\[cfg\((?:test|any\(test, feature = "fuzz"\))\)\]\s*(?:pub\s+)?mod\s+(\w+)\s*;/g)].map((m) => m[1])
 }
 
 function rustFiles (dir) {
@@ -75,7 +76,7 @@ export function monitorCrates () {
     seen.add(id)
     for (const dep of nodes.get(id).deps) {
       // Build and dev dependencies are not in the executable.
-      if (dep.dep_kinds.every((k) => k.kind === null)) walk(dep.pkg)
+      if (dep.dep_kinds.some((k) => k.kind === null)) walk(dep.pkg)
     }
   }
   walk(start.id)

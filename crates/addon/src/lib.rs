@@ -58,7 +58,7 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
             Some(entries) => entries,
         };
         process::settle_child(ppid)?;
-        protocol::restore(&entries)?;
+        socket::restore(&entries)?;
         let channel_fd = 3 + entries.len() as i32;
         let channel = if broker::is_channel(channel_fd) {
             cx.create_number(channel_fd as f64)?

@@ -180,7 +180,7 @@ mod tests {
     /// that join back to it.
     #[test]
     fn fuzz_names() {
-        crate::fuzz::run("fdnames", |rng| {
+        privsep_wire::fuzz::run("fdnames", |rng| {
             let names: Vec<String> = (0..rng.below(5))
                 .map(|_| {
                     let name: String = (0..1 + rng.below(12)).map(|_| (b' ' + rng.below(95) as u8) as char).collect();

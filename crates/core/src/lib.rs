@@ -1,19 +1,15 @@
 //! privsep's system work, with no Node in sight: listening sockets, validation of inherited
 //! descriptors, the hand-off to the monitor, spawning the program again as an unprivileged
 //! user, the monitor's process work, and the environment protocol between the root side and
-//! that child (docs/PROTOCOL.md); on Windows, the restricted child (`restricted.rs`).
+//! that child (docs/PROTOCOL.md, whose formats are `privsep_wire`'s); on Windows, the
+//! restricted child (`restricted.rs`).
 
 pub mod activation;
 pub mod broker;
-pub mod error;
-#[cfg(test)]
-mod fuzz;
-pub mod handoff;
 pub mod log;
 pub mod notify;
 pub mod paths;
 pub mod process;
-pub mod protocol;
 pub mod restricted;
 pub mod socket;
 pub mod spawn;
@@ -22,4 +18,6 @@ pub mod spawn;
 #[cfg_attr(windows, path = "sys/windows.rs")]
 mod sys;
 
-pub use error::{Error, Result};
+// The wire formats, where this crate and its users have always found them.
+pub use privsep_wire::{error, handoff, protocol};
+pub use privsep_wire::{Error, Result};

@@ -9,14 +9,7 @@ use crate::error::SysError;
 use crate::{Error, Result};
 use std::ffi::CString;
 
-/// The credentials the child runs with.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Ids {
-    pub uid: u32,
-    pub gid: u32,
-    /// Supplementary groups, exactly as the child will have them.
-    pub groups: Vec<u32>,
-}
+pub use privsep_wire::handoff::Ids;
 
 /// How a child ended: an exit code, or the signal that killed it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 //! set; `npm run fuzz` sets 1,000,000) and the seed from `PRIVSEP_FUZZ_SEED` (else the clock),
 //! printed with the failing case so that it can be run again.
 
-use crate::socket::{Address, Endpoint, Network};
+use crate::address::{Address, Endpoint, Network};
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 
 pub struct Rng(u64);

@@ -7,10 +7,19 @@
 //! NUL; a list is a `u32` count and its items. Nothing may follow the last field.
 
 use crate::protocol::{Entry, Passed};
-use crate::spawn::Ids;
 use crate::{Error, Result};
 
 pub const MAGIC: &[u8; 4] = b"PSH1";
+
+/// The credentials the child runs with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ids {
+    pub uid: u32,
+    pub gid: u32,
+    /// Supplementary groups, exactly as the child will have them.
+    pub groups: Vec<u32>,
+}
+
 /// Largest description accepted: execve takes no more than a few MiB of argv and env either.
 pub const MAX_SIZE: usize = 4 << 20;
 /// Most items in one list (argv, env, groups, signals, passed).

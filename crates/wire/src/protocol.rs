@@ -10,7 +10,7 @@
 //! Each entry is `fd=kind:value`, the value percent-encoded so that any address or path
 //! (commas, colons, spaces, non-ASCII) survives. Kinds are the socket networks and `file`.
 
-use crate::socket::{self, Endpoint};
+use crate::address::Endpoint;
 use crate::{Error, Result};
 use std::collections::HashSet;
 
@@ -146,16 +146,6 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
     Ok(Some(entries))
 }
 
-/// Validates every decoded descriptor (see [`socket::validate`]) and sets close-on-exec.
-pub fn restore(entries: &[Entry]) -> Result<()> {
-    for entry in entries {
-        match &entry.passed {
-            Passed::Socket(endpoint) => socket::validate(entry.fd, endpoint)?,
-            Passed::File(path) => socket::validate_file(entry.fd, path)?,
-        }
-    }
-    Ok(())
-}
 
 fn parse_entry(item: &str) -> Result<Entry> {
     let bad = || malformed(format!("entry {:?} in {} is not fd=kind:value", item, FILES));
