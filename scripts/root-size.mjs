@@ -64,7 +64,11 @@ function rustFiles (dir) {
 
 /** The workspace crates privsep-monitor is built from: [name, src folder]. */
 export function monitorCrates () {
-  const metadata = spawnSync('cargo', ['metadata', '--format-version', '1', ...cargoSourceArgs()], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
+  // The monitor as built for this machine (Linux or macOS: Windows has no monitor), so a
+  // dependency only Windows builds (privsep-windows) is not counted.
+  const host = spawnSync('rustc', ['-vV'], { encoding: 'utf8' }).stdout?.match(/^host: (\S+)$/m)?.[1]
+  if (host === undefined) throw new Error('`rustc -vV` names no host triple')
+  const metadata = spawnSync('cargo', ['metadata', '--format-version', '1', '--filter-platform', host, ...cargoSourceArgs()], { cwd: root, encoding: 'utf8', maxBuffer: 64 << 20 })
   if (metadata.status !== 0) throw new Error(`cargo metadata failed:\n${metadata.stderr}`)
   const { packages, resolve: graph } = JSON.parse(metadata.stdout)
   const local = new Map(packages.filter((p) => p.source === null).map((p) => [p.id, p]))

@@ -12,7 +12,7 @@ use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
-use privsep_core::restricted::{self, Child};
+use privsep_windows::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::spawn;
 use privsep_core::{Error, Result};

@@ -1,8 +1,8 @@
 //! privsep's system work, with no Node in sight: listening sockets, validation of inherited
 //! descriptors, the hand-off to the monitor, spawning the program again as an unprivileged
 //! user, the monitor's process work, and the environment protocol between the root side and
-//! that child (docs/PROTOCOL.md, whose formats are `privsep_wire`'s); on Windows, the
-//! restricted child (`restricted.rs`).
+//! that child (docs/PROTOCOL.md, whose formats are `privsep_wire`'s). Windows' side is
+//! `privsep_windows`'s.
 
 pub mod activation;
 pub mod broker;
@@ -10,13 +10,16 @@ pub mod log;
 pub mod notify;
 pub mod paths;
 pub mod process;
-pub mod restricted;
 pub mod socket;
 pub mod spawn;
 
-#[cfg_attr(unix, path = "sys/unix.rs")]
-#[cfg_attr(windows, path = "sys/windows.rs")]
+// Every raw system call: this crate's own on Unix; on Windows, privsep-windows' (Windows
+// has no monitor, so none of that is root's side after a hand-off).
+#[cfg(unix)]
+#[path = "sys/unix.rs"]
 mod sys;
+#[cfg(windows)]
+use privsep_windows::sys;
 
 // The wire formats, where this crate and its users have always found them.
 pub use privsep_wire::{error, handoff, protocol};

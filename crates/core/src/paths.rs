@@ -16,14 +16,7 @@ use crate::{Error, Result};
 use std::collections::VecDeque;
 use std::ffi::CString;
 
-/// What a walk needs to know of an entry (`sys::stat_at`, `sys::stat_fd`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Stat {
-    pub uid: u32,
-    pub mode: u32,
-    pub dev: u64,
-    pub ino: u64,
-}
+pub use privsep_wire::facts::Stat;
 
 /// Most symlinks one walk follows, as the kernel's own limit.
 const MAX_LINKS: usize = 40;

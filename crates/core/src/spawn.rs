@@ -11,12 +11,7 @@ use std::ffi::CString;
 
 pub use privsep_wire::handoff::Ids;
 
-/// How a child ended: an exit code, or the signal that killed it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExitStatus {
-    pub code: Option<i32>,
-    pub signal: Option<i32>,
-}
+pub use privsep_wire::facts::ExitStatus;
 
 pub struct Command {
     pub program: String,

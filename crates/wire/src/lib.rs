@@ -1,12 +1,14 @@
 //! privsep's wire formats (docs/PROTOCOL.md): pure parsing and encoding, no system calls and
 //! no dependency, what the root side and the Node side exchange: the hand-off description and
 //! the monitor's report (`handoff`), broker messages (`broker`), the environment protocol
-//! (`protocol`), and addresses (`address`). One encoder and one strict decoder each; these are
+//! (`protocol`), and addresses (`address`); with them, the plain facts the system reports
+//! (`facts`). One encoder and one strict decoder each; these are
 //! the fuzzing targets.
 
 pub mod address;
 pub mod broker;
 pub mod error;
+pub mod facts;
 #[cfg(any(test, feature = "fuzz"))]
 pub mod fuzz;
 pub mod handoff;

@@ -2,9 +2,9 @@
 //! lacks (parent-death signal, saved-id queries) is left out behind `cfg` with a note.
 
 use crate::error::{SysError, SysResult};
-use crate::paths::Stat;
 use crate::socket::{Address, FdKind, Protocol, SocketType};
 use crate::spawn::{ExitStatus, Ids};
+use privsep_wire::facts::Stat;
 use std::ffi::{CStr, CString};
 use std::io;
 use std::mem;
@@ -2121,51 +2121,4 @@ pub fn unlink(path: &CStr) -> SysResult<()> {
 fn chmod(path: &CStr, mode: u32) -> SysResult<()> {
     // SAFETY: `path` is a C string.
     cvt("chmod", unsafe { libc::chmod(path.as_ptr(), mode as libc::mode_t) }).map(drop)
-}
-
-// ---- Windows only: the restricted child (crates/core/src/restricted.rs) ----
-
-fn windows_only<T>(call: &'static str) -> SysResult<T> {
-    Err(SysError::new(
-        call,
-        io::Error::new(io::ErrorKind::Unsupported, "Windows only"),
-    ))
-}
-
-pub fn is_elevated() -> SysResult<bool> {
-    windows_only("CheckTokenMembership")
-}
-
-pub fn token_info() -> SysResult<crate::restricted::TokenInfo> {
-    windows_only("GetTokenInformation")
-}
-
-pub fn open_file_handles() -> SysResult<Vec<(usize, String)>> {
-    windows_only("GetHandleInformation")
-}
-
-pub fn leak_inheritable(_fd: i32) -> SysResult<usize> {
-    windows_only("DuplicateHandle")
-}
-
-pub fn spawn_restricted(
-    _program: &[u16],
-    _command_line: &[u16],
-    _environment: &[u16],
-    _disable: &[Vec<u8>],
-    _integrity: &[u8],
-    _fds: &[i32],
-) -> SysResult<(u32, usize, usize)> {
-    windows_only("CreateProcessAsUserW")
-}
-
-pub fn wait_process(_process: usize, _job: usize) -> SysResult<u32> {
-    windows_only("WaitForSingleObject")
-}
-
-pub fn exit_with_process(_process: usize) -> SysError {
-    SysError::new(
-        "WaitForSingleObject",
-        io::Error::new(io::ErrorKind::Unsupported, "Windows only"),
-    )
 }

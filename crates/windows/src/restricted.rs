@@ -5,9 +5,9 @@
 //! CRT's descriptor table) is built here, where Linux tests it too. On Unix every function
 //! that starts or inspects something says Unsupported.
 
-use crate::protocol::{self, Entry, Passed};
 use crate::sys;
-use crate::{Error, Result};
+use privsep_wire::protocol::{self, Entry, Passed};
+use privsep_wire::{Error, Result};
 
 /// Groups that stay in the child's token for deny-only checks (an ACE that denies them
 /// still denies) but never grant it anything: Administrators and the other built-in groups

@@ -4,10 +4,10 @@
 //! job, with the CRT descriptors it inherits listed one by one (`spawn_restricted`), and the
 //! Node host's CRT descriptors reached through libuv's `uv_get_osfhandle`.
 
-use crate::error::{SysError, SysResult};
-use crate::paths::Stat;
-use crate::socket::{Address, FdKind, Protocol, SocketType};
-use crate::spawn::{ExitStatus, Ids};
+use privsep_wire::address::{Address, FdKind, Protocol, SocketType};
+use privsep_wire::error::{SysError, SysResult};
+use privsep_wire::facts::{ExitStatus, Stat};
+use privsep_wire::handoff::Ids;
 use std::ffi::{CStr, CString};
 use std::io;
 
