@@ -106,7 +106,10 @@ const get = (port) => new Promise((resolve, reject) => {
 test('privsep reload returns once the new generation serves, and fails with the reason when the upgrade fails or is refused', async () => {
   write('v1')
   const pidFile = path.join(dir, 'program.pid')
-  const run = begin({ address: '127.0.0.1:86', readyTimeoutMs: 1500, pidFile })
+  const marks = path.join(dir, 'marks') // each generation marks itself here as it calls ready()
+  fs.mkdirSync(marks, { mode: 0o777 })
+  fs.chmodSync(marks, 0o777)
+  const run = begin({ address: '127.0.0.1:86', readyTimeoutMs: 1500, pidFile, marks })
   await readyLine(run)
   const monitor = String(run.child.pid)
   assert.equal(fs.readFileSync(pidFile, 'utf8'), `${monitor}\n`, 'options.pidFile holds the pid to signal')
@@ -116,8 +119,12 @@ test('privsep reload returns once the new generation serves, and fails with the 
     const done = await reload(...how)
     assert.equal(done.code, 0, done.stderr)
     assert.equal(done.stdout, `privsep reload: generation ${generation} of privsep-monitor ${monitor} serves\n`)
-    // Synchronous: the very next new connection is the new generation's.
-    assert.match(await get(86), new RegExp(`^${version} ${generation} `))
+    // Synchronous: when reload returns, the new generation has called ready(); new connections
+    // reach it (the old one may still take one or two until it has handled its SIGTERM).
+    assert.ok(fs.existsSync(path.join(marks, `ready-${generation}`)), `reload returned before generation ${generation} was ready`)
+    let answer
+    for (let i = 0; i < 100 && !(answer = await get(86)).startsWith(`${version} ${generation} `); i++) await new Promise((resolve) => setTimeout(resolve, 20))
+    assert.match(answer, new RegExp(`^${version} ${generation} `))
   }
   for (const [flag, generation] of [['crash', 4], ['never-ready', 5]]) {
     write('v9')
