@@ -14,6 +14,7 @@ pub mod notify;
 pub mod paths;
 pub mod process;
 pub mod protocol;
+pub mod region;
 pub mod restricted;
 pub mod socket;
 pub mod spawn;
