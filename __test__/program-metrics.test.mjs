@@ -124,6 +124,27 @@ test('garbage in the region: a scrape never throws, reads nothing negative, skip
   }
 })
 
+test('key entries that do not decode to [protocol, listener] are skipped, the others read', () => {
+  const region = new ArrayBuffer(regionSize)
+  const m = new ProgramMetrics()
+  m.attach(region)
+  const bytes = new Uint8Array(region)
+  const i32 = new Int32Array(region)
+  const keys = ['[1,2]', '"x"', '["a"]', '["a","b","c"]', '{"0":"a","1":"b"}', '["a",', Buffer.from([0x5b, 0xff, 0x5d]), '["ok","fine"]']
+  keys.forEach((key, slot) => {
+    const raw = typeof key === 'string' ? Buffer.from(key) : key
+    const at = 256 + slot * 128
+    bytes.set(raw, at + 8)
+    i32[(at >> 2) + 1] = raw.length
+    i32[at >> 2] = 2
+  })
+  assert.deepEqual(m.read().map((s) => [s.protocol, s.listener]), [['ok', 'fine']])
+  // The series it adds goes after them, and is found again.
+  m.series('tcp', 'new').accepted()
+  m.series('tcp', 'new').accepted()
+  assert.deepEqual(m.read().map((s) => [s.protocol, s.listener, s.accepted]), [['ok', 'fine', 0], ['tcp', 'new', 2]])
+})
+
 test('a full key table: the series past it are counted by this process alone, still reported', async () => {
   const m = new ProgramMetrics()
   for (let i = 0; i < maxSeries + 3; i++) m.series('tcp', `listener-${i}`).accepted()
