@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client'
 import { PrivsepError } from './errors.js'
 import { LoggerSource, type Logger } from './log.js'
 import { registerConnectionGauge, registerProgramMetrics } from './metrics.js'
-import { CLOSED, closeReasons, ERROR, FORCED, programMetrics, UNREGISTERED, type CloseReason, type Series } from './program-metrics.js'
+import { CLOSED, closeReasons, ERROR, FORCED, now, programMetrics, UNREGISTERED, type CloseReason, type Series } from './program-metrics.js'
 
 /** What can be registered: a net/tls socket, or any stream that emits 'close' when it ends. */
 export type Connection = Duplex
@@ -124,7 +124,7 @@ export class ConnectionRegistry {
     const group = this.#group(protocol, listener)
     let entry = this.#sockets.get(socket)
     if (entry === undefined) {
-      entry = new Entry(group, performance.now())
+      entry = new Entry(group, now())
       this.#sockets.set(socket, entry)
       // A new entry (not a re-registration under other labels) needs the 'close' listener.
       socket.on('close', this.#onClose)
@@ -133,7 +133,7 @@ export class ConnectionRegistry {
       // Moved to other labels: it left the old series and joins the new one.
       entry.group.series.closed(UNREGISTERED, entry.since)
       entry.group = group
-      entry.since = performance.now()
+      entry.since = now()
       group.series.accepted()
     }
     if (this.closing) {

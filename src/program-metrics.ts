@@ -61,6 +61,9 @@ const PUBLISHED = 2
 
 if (VALUES_AT + maxSeries * SLOT * 8 > regionSize || S_SUM >= SLOT) throw new Error('privsep: the metrics layout does not fit the region')
 
+/** The clock connection durations are measured with; bound once (a lookup less per call). */
+export const now: () => number = performance.now.bind(performance)
+
 /** One { protocol, listener } series: where its numbers are. */
 export class Series {
   readonly #v: BigInt64Array
@@ -75,9 +78,9 @@ export class Series {
     Atomics.add(this.#v, this.#b + S_ACCEPTED, 1n)
   }
 
-  /** A connection registered at `since` (performance.now()) ended with `reason`. */
+  /** A connection registered at `since` (`now()`) ended with `reason`. */
   closed (reason: number, since: number): void {
-    const ms = performance.now() - since
+    const ms = now() - since
     const seconds = ms / 1000
     let i = 0
     while (i < durationBuckets.length && seconds > durationBuckets[i]) i++
