@@ -520,10 +520,13 @@ unsafe extern "C" fn metrics_region(env: napi_env, info: napi_callback_info) -> 
         let data = region::map(fd)?;
         let mut buffer = ptr::null_mut();
         // SAFETY: `data` is region::SIZE writable bytes mapped for the rest of the process
-        // (never unmapped, so no finalizer); `buffer` is a valid out pointer.
-        cx.check(unsafe {
+        // (never unmapped, so no finalizer); `buffer` is a valid out pointer. (The block is
+        // redundant inside this unsafe fn for rustc 1.63, which says so, and not for later ones.)
+        #[allow(unused_unsafe)]
+        let status = unsafe {
             napi_create_external_arraybuffer(env, data.cast(), region::SIZE, None, ptr::null_mut(), &mut buffer)
-        })?;
+        };
+        cx.check(status)?;
         Ok(buffer)
     })
 }
