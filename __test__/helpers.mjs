@@ -144,10 +144,12 @@ export function report (kind, { tried, refused, lost = 0 }) {
 export function httpLoad (port, { secure = false, clients, answer }) {
   const { Agent, get } = secure ? https : http
   const agent = new Agent({ keepAlive: true, maxSockets: clients / 2, rejectUnauthorized: false })
-  const stats = { sent: 0, ok: 0, failed: [], answers: new Map() }
+  // fresh: requests sent on a connection of their own (half the clients), each one connection.
+  const stats = { sent: 0, fresh: 0, ok: 0, failed: [], answers: new Map() }
   let running = true
   const one = (keepAlive) => new Promise((resolve) => {
     stats.sent++
+    if (!keepAlive) stats.fresh++
     const req = get({ host: '127.0.0.1', port, path: '/', agent: keepAlive ? agent : false, rejectUnauthorized: false }, (res) => {
       let body = ''
       res.on('data', (c) => { body += c }).on('end', () => {

@@ -12,6 +12,7 @@ import path from 'node:path'
 import readline from 'node:readline'
 import tls from 'node:tls'
 import { after, test } from 'node:test'
+import { lintExposition, parseExposition, programFamilies, promtool } from './exposition.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-demo-test-'))
@@ -123,6 +124,19 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
       const metrics = await get(http, { port: metricsLine.address.port, host: '127.0.0.1', path: '/metrics', agent: false })
       assert.match(metrics.body, /privsep_connections\{protocol="smtp",listener="public"\} 1\n/)
       assert.match(metrics.body, /privsep_connections\{protocol="https",listener="public"\} 0\n/)
+      // The program-wide families beside the gauge; promtool (where installed) finds nothing to say.
+      const families = parseExposition(metrics.body)
+      assert.deepEqual(lintExposition(families), [])
+      assert.deepEqual(families.map((f) => [f.name, f.type]), [['privsep_connections', 'gauge'], ...programFamilies])
+      assert.match(metrics.body, /privsep_connections_accepted_total\{protocol="smtp",listener="public"\} [1-9]/)
+      assert.match(metrics.body, /privsep_generation 1\n/)
+      assert.match(metrics.body, /privsep_broker_requests_total\{kind="file",result="ok"\} [1-9]/)
+      const tool = promtool()
+      if (tool) {
+        const checked = spawnSync(tool, ['check', 'metrics'], { input: metrics.body, encoding: 'utf8' })
+        assert.equal(checked.status, 0, `promtool check metrics: ${checked.stdout}${checked.stderr}`)
+        assert.equal(`${checked.stdout}${checked.stderr}`, '')
+      }
 
       // The SMTP connection stays open through the SIGTERM: the drain closes it.
       const smtpClosed = new Promise((resolve) => smtp.socket.on('close', resolve))

@@ -12,7 +12,7 @@ import tls from 'node:tls'
 import { Writable } from 'node:stream'
 import { after, test } from 'node:test'
 import pino from 'pino'
-import { Lifecycle, Privsep } from 'privsep'
+import { Lifecycle, Privsep, programMetrics } from 'privsep'
 import { start } from './helpers.mjs'
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-serve-'))
@@ -175,10 +175,15 @@ test('https: TLS connections are registered from accept; idle keep-alive ones cl
   const other = new https.Agent({ keepAlive: true, rejectUnauthorized: false })
   const slow = get('/slow', other)
   while (lc.connections.size < 2) await sleep(5)
+  const closed = () => programMetrics().read().find((x) => x.protocol === 'https' && x.listener === 'web')?.closed ?? [0, 0, 0, 0, 0]
+  const before = closed()
   const result = lc.startShutdown('test')
   assert.equal(await idleClosed, false, 'the idle connection closed at the stop, before context')
   assert.deepEqual(await slow, { body: 'slow', connection: 'close' }, 'the busy one finished, told to close')
   assert.equal((await result).remaining, 0)
+  // privsep_connections_closed_total: the idle one as `idle` (its TCP socket, under the TLS
+  // socket serve() closed), the busy one as `closed`.
+  assert.deepEqual(closed().map((n, i) => n - before[i]), [1, 0, 1, 0, 0], 'closed, error, idle, forced, unregistered')
   agent.destroy()
   other.destroy()
 })

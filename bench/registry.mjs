@@ -1,6 +1,10 @@
-// Registry benchmark, two parts, each against a baseline in the same run:
-//  1. ns per register+unregister of a real connected socket, against a bare Map set+delete of
-//     the same sockets (target: at most 2x the Map).
+// Registry benchmark, three parts, each against a baseline in the same run:
+//  1. ns per register+unregister of a real connected socket (counted in the program-wide
+//     metrics: accepted, closed by reason, duration), against a bare Map set+delete of the same
+//     sockets (target: at most 2x the Map), and against a Map with prom-client's own metrics
+//     doing the same counting (Counter inc, Counter inc, Histogram observe).
+//  3. ms per scrape of a prom-client registry holding privsep's metrics with 1,000 and 10,000
+//     connections registered.
 //  2. HTTP requests/s of a server wired with serve() (every connection registered) against the
 //     same server without it, under an autocannon load on loopback (target: at least 0.98x).
 //     Keep-alive (one registration per connection) and `Connection: close` (one registration
@@ -8,7 +12,7 @@
 //
 // Usage (after `npm run build`):
 //   node bench/registry.mjs                 both parts
-//   node bench/registry.mjs micro|http      one part
+//   node bench/registry.mjs micro|http|scrape   one part
 //   REGISTRY_ROUNDS=6 REGISTRY_SECONDS=5 node bench/registry.mjs http
 import { fork } from 'node:child_process'
 import http from 'node:http'
@@ -16,6 +20,7 @@ import net from 'node:net'
 import { fileURLToPath } from 'node:url'
 import autocannon from 'autocannon'
 import pino from 'pino'
+import promClient from 'prom-client'
 import { ConnectionRegistry, Lifecycle, Privsep } from 'privsep'
 import { median, ratio } from './stats.mjs'
 
@@ -27,6 +32,7 @@ else {
   console.log(`node ${process.version}, ${(await import('node:os')).cpus().length} CPUs, load average ${(await import('node:os')).loadavg().map((l) => l.toFixed(2)).join(' ')}`)
   if (part === 'all' || part === 'micro') await micro()
   if (part === 'all' || part === 'http') await httpLoad()
+  if (part === 'all' || part === 'scrape') await scrape()
 }
 
 async function micro () {
@@ -43,9 +49,15 @@ async function micro () {
   }
   while (sockets.length < pool) await new Promise((resolve) => setTimeout(resolve, 5))
 
+  const labels = [['smtp', 'public'], ['imap', 'public'], ['https', 'web']]
   const registry = new ConnectionRegistry({ registry: false })
   const map = new Map()
-  const labels = [['smtp', 'public'], ['imap', 'public'], ['https', 'web']]
+  const promRegistry = new promClient.Registry()
+  const accepted = new promClient.Counter({ name: 'a_total', help: 'a', labelNames: ['protocol', 'listener'], registers: [promRegistry] })
+  const closed = new promClient.Counter({ name: 'c_total', help: 'c', labelNames: ['protocol', 'listener', 'reason'], registers: [promRegistry] })
+  const duration = new promClient.Histogram({ name: 'd_seconds', help: 'd', labelNames: ['protocol', 'listener'], buckets: [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 30, 60, 120, 300], registers: [promRegistry] })
+  const promLabels = labels.map(([protocol, listener]) => ({ protocol, listener }))
+  const closedLabels = labels.map(([protocol, listener]) => ({ protocol, listener, reason: 'closed' }))
   const entry = { protocol: 'smtp', listener: 'public' }
   const reps = 50 // passes over the pool per sample: 100,000 cycles
   const variants = {
@@ -60,11 +72,23 @@ async function micro () {
         for (let i = 0; i < pool; i++) { const l = labels[i % 3]; registry.register(sockets[i], l[0], l[1]) }
         for (let i = 0; i < pool; i++) registry.unregister(sockets[i])
       }
+    },
+    promClient () {
+      for (let r = 0; r < reps; r++) {
+        for (let i = 0; i < pool; i++) { map.set(sockets[i], performance.now()); accepted.inc(promLabels[i % 3]) }
+        for (let i = 0; i < pool; i++) {
+          const since = map.get(sockets[i])
+          map.delete(sockets[i])
+          closed.inc(closedLabels[i % 3])
+          duration.observe(promLabels[i % 3], (performance.now() - since) / 1000)
+        }
+      }
     }
   }
-  const samples = { map: [], registry: [] }
+  const samples = { map: [], registry: [], promClient: [] }
+  const orders = [['map', 'registry', 'promClient'], ['registry', 'promClient', 'map'], ['promClient', 'map', 'registry']]
   for (let round = 0; round < 40; round++) {
-    for (const name of round % 2 ? ['map', 'registry'] : ['registry', 'map']) {
+    for (const name of orders[round % 3]) {
       const t = process.hrtime.bigint()
       variants[name]()
       const ns = Number(process.hrtime.bigint() - t) / (reps * pool)
@@ -73,12 +97,34 @@ async function micro () {
   }
   const m = median(samples.map)
   const r = median(samples.registry)
+  const p = median(samples.promClient)
   console.log('\nregister+unregister of a real socket (median of 35 samples of 100,000 cycles)')
   console.log(`  bare Map set+delete      ${m.toFixed(1)} ns`)
-  console.log(`  registry                 ${r.toFixed(1)} ns`)
+  console.log(`  registry (with counting) ${r.toFixed(1)} ns`)
+  console.log(`  Map + prom-client        ${p.toFixed(1)} ns  (Counter inc, Counter inc, Histogram observe)`)
   console.log(`  ratio registry/Map       ${ratio(samples.registry, samples.map).text}  (target <= 2)`)
+  console.log(`  ratio registry/prom      ${ratio(samples.registry, samples.promClient).text}`)
   for (const c of clients) c.destroy()
   server.close()
+}
+
+async function scrape () {
+  const { PassThrough } = await import('node:stream')
+  console.log('\nscrape of a registry with privsep\'s metrics (median of 30 scrapes after 5 warm-up)')
+  for (const n of [1000, 10000]) {
+    const promRegistry = new promClient.Registry()
+    const registry = new ConnectionRegistry({ registry: promRegistry })
+    const streams = Array.from({ length: n }, () => new PassThrough())
+    streams.forEach((s, i) => registry.register(s, ['smtp', 'imap', 'https'][i % 3], 'public'))
+    const times = []
+    for (let i = 0; i < 35; i++) {
+      const t = performance.now()
+      await promRegistry.metrics()
+      if (i >= 5) times.push(performance.now() - t)
+    }
+    console.log(`  ${String(n).padStart(6)} connections   ${median(times).toFixed(3)} ms`)
+    for (const s of streams) registry.unregister(s)
+  }
 }
 
 async function runServer (variant) {

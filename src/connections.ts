@@ -1,11 +1,14 @@
 // The connection registry, after mox's `Connections`: which sockets are open per protocol and
 // listener, closing them all at once on shutdown, and telling when none remain. Registering is
 // a Map insert and one shared 'close' listener; nothing per connection on any long-lived signal.
+// Each connection is counted in the program-wide metrics (src/program-metrics.ts): accepted at
+// register, closed (with how, and how long it lasted) when it leaves: a few atomic adds.
 import type { Duplex } from 'node:stream'
 import type { Registry } from 'prom-client'
 import { PrivsepError } from './errors.js'
 import { LoggerSource, type Logger } from './log.js'
-import { registerConnectionGauge } from './metrics.js'
+import { registerConnectionGauge, registerProgramMetrics } from './metrics.js'
+import { CLOSED, closeReasons, ERROR, FORCED, now, programMetrics, UNREGISTERED, type CloseReason, type Series } from './program-metrics.js'
 
 /** What can be registered: a net/tls socket, or any stream that emits 'close' when it ends. */
 export type Connection = Duplex
@@ -35,11 +38,14 @@ class Group {
   #parent: Logger | undefined
   #log: Logger | undefined
   count = 0
+  /** Where its connections are counted program-wide. */
+  readonly series: Series
 
   constructor (protocol: string, listener: string, logs: LoggerSource) {
     this.protocol = protocol
     this.listener = listener
     this.#logs = logs
+    this.series = programMetrics().series(protocol, listener)
   }
 
   get log (): Logger {
@@ -52,11 +58,16 @@ class Group {
   }
 }
 
+/** A registered connection: its group, when it was registered, and how it is being closed (-1: not by privsep). */
+class Entry {
+  constructor (public group: Group, public since: number, public reason = -1) {}
+}
+
 export class ConnectionRegistry {
-  readonly #sockets = new Map<Connection, Group>()
+  readonly #sockets = new Map<Connection, Entry>()
   readonly #groups = new Map<string, Map<string, Group>>()
   readonly #logs: LoggerSource
-  readonly #onClose: (this: Connection) => void
+  readonly #onClose: (this: Connection, hadError?: unknown) => void
   #registry: Registry | false | undefined
   #metricName: string | undefined
   #metricsReady = false
@@ -75,7 +86,7 @@ export class ConnectionRegistry {
     this.#metricName = options.metricName
     const registry = this // eslint-disable-line @typescript-eslint/no-this-alias
     // On 'close' the listener stays on the dead socket: removing it would only cost time.
-    this.#onClose = function onClose (this: Connection) { registry.#remove(this) }
+    this.#onClose = function onClose (this: Connection, hadError?: unknown) { registry.#remove(this, hadError === true ? ERROR : CLOSED) }
     this.#shutdown = options.shutdown
   }
 
@@ -111,27 +122,50 @@ export class ConnectionRegistry {
   register (socket: Connection, protocol: string, listener: string): void {
     if (!this.#metricsReady) this.#lazyMetrics()
     const group = this.#group(protocol, listener)
-    const size = this.#sockets.size
-    this.#sockets.set(socket, group)
-    // A new entry (not a re-registration under other labels) needs the 'close' listener.
-    if (this.#sockets.size !== size) socket.on('close', this.#onClose)
+    let entry = this.#sockets.get(socket)
+    if (entry === undefined) {
+      entry = new Entry(group, now())
+      this.#sockets.set(socket, entry)
+      // A new entry (not a re-registration under other labels) needs the 'close' listener.
+      socket.on('close', this.#onClose)
+      group.series.accepted()
+    } else if (entry.group !== group) {
+      // Moved to other labels: it left the old series and joins the new one.
+      entry.group.series.closed(UNREGISTERED, entry.since)
+      entry.group = group
+      entry.since = now()
+      group.series.accepted()
+    }
     if (this.closing) {
       group.log.warn('connection registered after shutdown started: closing it')
+      entry.reason = FORCED
       this.#destroy(socket, this.#forceError ?? shutdownError('registered after shutdown started'))
     } else if (socket.closed) {
       // It emitted 'close' before it was registered: that listener will never run.
-      process.nextTick(this.#onClose.bind(socket))
+      process.nextTick(this.#onClose.bind(socket, false))
     }
   }
 
   /** Stops tracking `socket`. Idempotent. */
   unregister (socket: Connection): void {
-    if (this.#remove(socket)) socket.removeListener('close', this.#onClose)
+    if (this.#remove(socket, UNREGISTERED)) socket.removeListener('close', this.#onClose)
   }
 
-  /** Forgets `socket`; false if it was not registered. */
-  #remove (socket: Connection): boolean {
-    if (!this.#sockets.delete(socket)) return false
+  /**
+   * Says how privsep is closing `socket` (`idle`: an idle kept-alive connection closed at the
+   * stop), for `privsep_connections_closed_total`'s `reason`. Nothing if it is not registered.
+   */
+  closingAs (socket: Connection, reason: CloseReason): void {
+    const entry = this.#sockets.get(socket)
+    if (entry !== undefined) entry.reason = closeReasons.indexOf(reason)
+  }
+
+  /** Forgets `socket`, counting it closed with `reason` unless privsep closed it; false if it was not registered. */
+  #remove (socket: Connection, reason: number): boolean {
+    const entry = this.#sockets.get(socket)
+    if (entry === undefined) return false
+    this.#sockets.delete(socket)
+    entry.group.series.closed(entry.reason >= 0 ? entry.reason : reason, entry.since)
     if (this.#sockets.size === 0 && this.#idle !== undefined) {
       const idle = this.#idle
       this.#idle = undefined
@@ -153,7 +187,10 @@ export class ConnectionRegistry {
       const open = this.counts().filter((c) => c.count > 0).map((c) => `${c.protocol}/${c.listener}=${c.count}`)
       this.logger.info({ connections: count, open }, 'closing open connections')
     }
-    for (const socket of [...this.#sockets.keys()]) this.#destroy(socket, this.#forceError)
+    for (const [socket, entry] of [...this.#sockets]) {
+      entry.reason = FORCED
+      this.#destroy(socket, this.#forceError)
+    }
   }
 
   /** Resolves when no registered connection remains (at once if none is). */
@@ -169,7 +206,7 @@ export class ConnectionRegistry {
 
   /** Calls `fn` for every registered connection (a snapshot: `fn` may close them). */
   forEach (fn: (socket: Connection, protocol: string, listener: string) => void): void {
-    for (const [socket, group] of [...this.#sockets]) fn(socket, group.protocol, group.listener)
+    for (const [socket, { group }] of [...this.#sockets]) fn(socket, group.protocol, group.listener)
   }
 
   /** Open connections per label pair, pairs seen once included (at 0). */
@@ -182,7 +219,7 @@ export class ConnectionRegistry {
   /** Feeds the gauge at scrape time: one pass over the registered connections. */
   countByLabels (add: (protocol: string, listener: string, count: number) => void): void {
     for (const byListener of this.#groups.values()) for (const group of byListener.values()) group.count = 0
-    for (const group of this.#sockets.values()) group.count++
+    for (const entry of this.#sockets.values()) entry.group.count++
     for (const byListener of this.#groups.values()) {
       for (const group of byListener.values()) add(group.protocol, group.listener, group.count)
     }
@@ -190,12 +227,14 @@ export class ConnectionRegistry {
 
   /**
    * Registers the open-connections gauge in `registry` (default: the one from the options,
-   * else prom-client's default registry). Registering twice in one registry reuses the gauge.
+   * else prom-client's default registry), and the program-wide families beside it
+   * (src/metrics.ts). Registering twice in one registry reuses them.
    */
   registerMetrics (registry?: Registry, options: { name?: string } = {}): void {
     this.#metricsReady = true
     const target = registry ?? (this.#registry === false ? undefined : this.#registry)
     registerConnectionGauge(this, { registry: target, name: options.name ?? this.#metricName })
+    registerProgramMetrics(target)
   }
 
   /**

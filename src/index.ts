@@ -39,7 +39,8 @@ export function setFilesImmediate (on: boolean): void {
 // `Lifecycle`: importing installs no signal handler and creates no metric.
 export { Lifecycle, exitCodeUnclean, duplicateSignalMs, type LifecycleOptions, type ShutdownResult, type HandleSignalsOptions } from './lifecycle.js'
 export { ConnectionRegistry, type Connection, type ConnectionRegistryOptions } from './connections.js'
-export { defaultMetricName, type MetricsOptions } from './metrics.js'
+export { defaultMetricName, registerProgramMetrics, type MetricsOptions } from './metrics.js'
+export { ProgramMetrics, programMetrics, closeReasons, durationBuckets, maxSeries, regionSize, type CloseReason } from './program-metrics.js'
 export { type ServeOptions } from './serve.js'
 export { type Logger } from './log.js'
 export const lifecycle = new Lifecycle()

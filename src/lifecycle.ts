@@ -11,6 +11,7 @@ import type { Listener } from './listener.js'
 import { flushLogger, LoggerSource, type Logger } from './log.js'
 import { serve, type ServeOptions } from './serve.js'
 import { supervisingChild } from './monitor.js'
+import { programMetrics } from './program-metrics.js'
 
 export interface LifecycleOptions {
   /** The pino logger. Default: `pino({ name: 'privsep' })` writing synchronously to stdout, created on first log. */
@@ -243,6 +244,7 @@ export class Lifecycle {
     }
     log.info({ reason: describe(reason), connections: this.connections.size, graceMs }, 'shutdown started: no longer accepting')
     // The registry reads `shutdown`: from this abort on, late registrations are closed.
+    const drainStart = performance.now()
     this.#shutdown.abort(abortReason('shutdown', reason))
     for (const hook of [...this.#hooks]) {
       try {
@@ -263,6 +265,8 @@ export class Lifecycle {
       ? this.connections.size === 0
       : await race([this.connections.done().then(() => true), force.then(() => false)], closeTimeoutMs, false)
     const remaining = this.connections.size
+    // privsep_drain_duration_seconds: program-wide, so the next generation reports this drain.
+    programMetrics().drained((performance.now() - drainStart) / 1000)
     const exitCode = forcedCode ?? (drained ? this.#options.exitCode : exitCodeUnclean)
     const result: ShutdownResult = { reason, forced: forcedCode !== undefined, remaining, exitCode }
     if (remaining === 0) log.info({ exitCode }, 'shutdown done: no connection left')

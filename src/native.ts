@@ -58,6 +58,8 @@ export interface Native {
   execMonitor (path: string, handOffFd: number, keep: number[]): never
   readReport (text: string): MonitorReport | null
   close (fd: number): void
+  /** The metrics region at `fd` mapped shared for the rest of the process, or null when `fd` is not one (the caller closes `fd`). */
+  metricsRegion (fd: number): ArrayBuffer | null
   /** Queues `signal` to `pid` and waits (blocking) for its answer, a number, or null after `timeoutMs` (`privsep reload`). */
   queueSignal (pid: number, signal: number, timeoutMs: number): number | null
   /** A broker message decoded and encoded again (the property tests' way to the Rust decoders). */
@@ -89,7 +91,7 @@ export interface ProcessToken {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, queueSignal: true, decodeMessage: true,
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, metricsRegion: true, queueSignal: true, decodeMessage: true,
     spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true, leakInheritable: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */

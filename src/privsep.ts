@@ -7,6 +7,7 @@ import { Listener, networks, type ListenOptions, type Network } from './listener
 import { native, type BrokerRequest, type PassedEntry } from './native.js'
 import { checkOptions, execMonitor, forwardedSignals, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
 import { checkWindowsOptions, isElevated, startRestricted } from './windows.js'
+import { programMetrics } from './program-metrics.js'
 
 const ENV = ['PRIVSEP_PID', 'PRIVSEP_FDS', 'PRIVSEP_FILES'] as const
 
@@ -301,6 +302,19 @@ export class Privsep {
     const generation = Number(process.env.PRIVSEP_GENERATION)
     if (Number.isInteger(generation) && generation > 0) this.#generation = generation
     delete process.env.PRIVSEP_GENERATION
+    // The metrics region, right after the channel (docs/PROTOCOL.md): mapped, then its fd closed.
+    const metrics = programMetrics()
+    metrics.generation = this.#generation
+    if (channel !== null && channel !== undefined) {
+      const region = native().metricsRegion(channel + 1)
+      if (region !== null) {
+        closeFd(channel + 1)
+        if (!metrics.attach(region)) {
+          this.say?.('warn', { generation: this.#generation }, 'the metrics region holds another layout (or counting started before restorePassedFiles): this generation counts its metrics alone')
+        }
+      }
+    }
+    metrics.started()
     for (const name of ENV) delete process.env[name]
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
@@ -473,6 +487,7 @@ export class Privsep {
    */
   async ready (): Promise<void> {
     await this.notify('READY=1')
+    programMetrics().ready()
     const usec = Number(process.env.WATCHDOG_USEC)
     if (this.#watchdog === undefined && Number.isInteger(usec) && usec > 0) {
       this.#watchdog = setInterval(() => { void this.notify('WATCHDOG=1') }, Math.max(1, Math.floor(usec / 2000)))
@@ -530,10 +545,14 @@ export class Privsep {
       const channel = this.#channel
       if (channel === undefined) throw noBroker(what, 'the broker channel is closed')
       try {
-        return await native().brokerRequest(channel, ++this.#requests, request)
+        const fd = await native().brokerRequest(channel, ++this.#requests, request)
+        programMetrics().brokerRequest(request[0], 'ok')
+        return fd
       } catch (err) {
         const code = (err as { code?: string }).code
-        if (code === 'ERR_PRIVSEP_BROKER_CLOSED' || code === 'ERR_PRIVSEP_BROKER_MALFORMED' || code === 'EPIPE' || code === 'ECONNRESET') {
+        const broken = code === 'ERR_PRIVSEP_BROKER_CLOSED' || code === 'ERR_PRIVSEP_BROKER_MALFORMED' || code === 'EPIPE' || code === 'ECONNRESET'
+        programMetrics().brokerRequest(request[0], broken ? 'closed' : code === 'ERR_PRIVSEP_DENIED' ? 'denied' : 'failed')
+        if (broken) {
           this.#channel = undefined
           this.#broken = channel
         }

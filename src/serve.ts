@@ -122,7 +122,14 @@ export async function serve<S extends Server> (host: ServeHost, server: S, liste
     // connection whose first request has not arrived is not in `last`: it is spared (as Go
     // spares new ones), since closing it would reset a client that did nothing wrong.
     if (last.size > 0) {
-      setTimeout(() => { for (const [socket] of last) if (idle(socket)) socket.destroy() }, keptAliveMs).unref()
+      setTimeout(() => {
+        for (const [socket] of last) {
+          if (!idle(socket)) continue
+          // The registry holds the TCP socket; over TLS, `socket` is the TLS socket over it.
+          connections.closingAs((socket as unknown as { _parent?: Socket | null })._parent ?? socket, 'idle')
+          socket.destroy()
+        }
+      }, keptAliveMs).unref()
     }
     for (const session of sessions) session.close()
     log.info({ sessions: sessions.size > 0 ? sessions.size : undefined }, 'stopped accepting')

@@ -12,6 +12,7 @@ use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
+use privsep_core::region;
 use privsep_windows::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::spawn;
@@ -507,6 +508,29 @@ unsafe extern "C" fn queue_signal(env: napi_env, info: napi_callback_info) -> na
     })
 }
 
+/// `metricsRegion(fd): ArrayBuffer | null`: the metrics region at `fd` mapped shared (for
+/// the rest of the process), or null when `fd` is not one (`region::is_region`). The caller
+/// closes `fd`; the mapping stays.
+unsafe extern "C" fn metrics_region(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let fd = cx.int(args[0], "fd")?;
+        if !region::is_region(fd) {
+            return cx.null();
+        }
+        let data = region::map(fd)?;
+        let mut buffer = ptr::null_mut();
+        // SAFETY: `data` is region::SIZE writable bytes mapped for the rest of the process
+        // (never unmapped, so no finalizer); `buffer` is a valid out pointer. (The block is
+        // redundant inside this unsafe fn for rustc 1.63, which says so, and not for later ones.)
+        #[allow(unused_unsafe)]
+        let status = unsafe {
+            napi_create_external_arraybuffer(env, data.cast(), region::SIZE, None, ptr::null_mut(), &mut buffer)
+        };
+        cx.check(status)?;
+        Ok(buffer)
+    })
+}
+
 /// `close(fd): void`.
 unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
@@ -522,7 +546,7 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 20] = [
+    let functions: [(&str, napi_callback); 21] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
@@ -535,6 +559,7 @@ pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_va
         ("execMonitor", Some(exec_monitor)),
         ("readReport", Some(read_report)),
         ("close", Some(close)),
+        ("metricsRegion", Some(metrics_region)),
         ("queueSignal", Some(queue_signal)),
         ("decodeMessage", Some(decode_message)),
         ("spawnRestricted", Some(spawn_restricted)),

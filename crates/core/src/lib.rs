@@ -10,6 +10,7 @@ pub mod log;
 pub mod notify;
 pub mod paths;
 pub mod process;
+pub mod region;
 pub mod socket;
 pub mod spawn;
 

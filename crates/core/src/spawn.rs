@@ -29,6 +29,8 @@ pub struct Command {
     pub cwd: Option<String>,
     /// The child's end of the broker channel: it gets it at 3 + the number passed.
     pub channel: Option<i32>,
+    /// The metrics region (`region.rs`): the child gets it right after the channel.
+    pub region: Option<i32>,
 }
 
 fn c_string(what: &str, text: &str) -> Result<CString> {
@@ -211,7 +213,7 @@ pub fn start(command: &Command) -> Result<Starting> {
     for (name, value) in &protocol_vars {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
-    let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).collect();
+    let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).chain(command.region).collect();
     let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
     let real_gid = exec_gid(&command.ids);
     match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, real_gid, command.umask, cwd.as_deref()) {

@@ -19,6 +19,7 @@ fn shell(script: &str) -> Command {
         umask: Some(0o027),
         cwd: None,
         channel: None,
+        region: None,
     }
 }
 

@@ -32,6 +32,7 @@ use privsep_core::paths;
 use privsep_core::process::{self, Queued, Signals, SIGCHLD, SIGINT, SIGPIPE, SIGTERM, SIGUSR1};
 use privsep_core::process::{UPGRADE_FAILED, UPGRADE_STOPPING, UPGRADE_UNDER_WAY};
 use privsep_core::protocol::{Entry, Passed};
+use privsep_core::region;
 use privsep_core::socket::{self, Address, Endpoint};
 use privsep_core::spawn::{self, Command, ExitStatus};
 use privsep_core::{Error, Result};
@@ -112,8 +113,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         caught.push(handoff.upgrade_signal);
     }
     let signals = Signals::catch(&caught, &ignored)?;
+    // The metrics region every generation counts in; never mapped nor read here.
+    let metrics = region::create().map_err(|err| log!("{}: each generation counts its own metrics", err)).ok();
 
-    let first = start(&handoff, &handoff.passed, 1);
+    let first = start(&handoff, &handoff.passed, 1, metrics);
     close_files(&handoff.passed);
     let (mut current, mut pending) = first_start(first?, &signals, &handoff)?;
     if *report >= 0 {
@@ -304,7 +307,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         } else if upgrade {
             say("RELOADING=1");
             generations += 1;
-            match reopened(&handoff, &held).and_then(|passed| start_closing(&handoff, passed, generations)) {
+            match reopened(&handoff, &held).and_then(|passed| start_closing(&handoff, passed, generations, metrics)) {
                 Ok(generation) => {
                     let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
                     next = Some((generation, deadline));
@@ -445,8 +448,9 @@ fn merge(taken: &mut Taken, caught: Vec<i32>, queued: Vec<Queued>) {
     taken.1.extend(queued);
 }
 
-/// Starts generation `number` of the program with `passed`, and a broker channel of its own.
-fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation> {
+/// Starts generation `number` of the program with `passed`, a broker channel of its own and
+/// the metrics region.
+fn start(handoff: &Handoff, passed: &[Entry], number: u32, metrics: Option<i32>) -> Result<Generation> {
     let (channel, child_end) = broker::channel()?;
     let mut env: Vec<String> = handoff
         .env
@@ -465,6 +469,7 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
         umask: Some(handoff.umask).filter(|&m| m != privsep_core::handoff::KEEP_UMASK),
         cwd: Some(handoff.cwd.clone()),
         channel: Some(child_end),
+        region: metrics,
     });
     let _ = socket::close(child_end);
     match started {
@@ -482,8 +487,8 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32) -> Result<Generation>
 }
 
 /// `start`, then closes the files opened for it: the child has them.
-fn start_closing(handoff: &Handoff, passed: Vec<Entry>, number: u32) -> Result<Generation> {
-    let started = start(handoff, &passed, number);
+fn start_closing(handoff: &Handoff, passed: Vec<Entry>, number: u32, metrics: Option<i32>) -> Result<Generation> {
+    let started = start(handoff, &passed, number, metrics);
     close_files(&passed);
     started
 }

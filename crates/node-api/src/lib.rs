@@ -48,6 +48,7 @@ pub type napi_async_work = *mut napi_async_work__;
 pub type napi_callback = Option<unsafe extern "C" fn(napi_env, napi_callback_info) -> napi_value>;
 pub type napi_async_execute_callback = Option<unsafe extern "C" fn(napi_env, *mut c_void)>;
 pub type napi_async_complete_callback = Option<unsafe extern "C" fn(napi_env, napi_status, *mut c_void)>;
+pub type napi_finalize = Option<unsafe extern "C" fn(napi_env, *mut c_void, *mut c_void)>;
 
 /// Declares each function once; the platform decides how it is bound.
 macro_rules! node_api {
@@ -99,6 +100,7 @@ node_api! {
     pub fn napi_create_async_work(env: napi_env, resource: napi_value, resource_name: napi_value, execute: napi_async_execute_callback, complete: napi_async_complete_callback, data: *mut c_void, result: *mut napi_async_work) -> napi_status;
     pub fn napi_queue_async_work(env: napi_env, work: napi_async_work) -> napi_status;
     pub fn napi_delete_async_work(env: napi_env, work: napi_async_work) -> napi_status;
+    pub fn napi_create_external_arraybuffer(env: napi_env, data: *mut c_void, length: usize, finalize: napi_finalize, hint: *mut c_void, result: *mut napi_value) -> napi_status;
 }
 
 #[cfg(windows)]
