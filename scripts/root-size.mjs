@@ -95,10 +95,10 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   for (const [name, src] of monitorCrates()) {
     const all = rustFiles(src)
     const tests = new Set(all.flatMap((file) => testModules(readFileSync(file, 'utf8')).map((m) => join(dirname(file), `${m}.rs`))))
-    const files = all.filter((file) => !tests.has(file)).map((file) => [relative(root, file), countLines(readFileSync(file, 'utf8'))])
+    const files = all.filter((file) => !tests.has(file)).map((file) => [relative(src, file), countLines(readFileSync(file, 'utf8'))])
     const lines = files.reduce((sum, [, n]) => sum + n, 0)
     total += lines
-    console.log(`  ${name.padEnd(18)} ${String(lines).padStart(5)}   ${files.map(([f, n]) => `${f.split('/').pop()} ${n}`).join(', ')}`)
+    console.log(`  ${name.padEnd(18)} ${String(lines).padStart(5)}   ${files.map(([f, n]) => `${f} ${n}`).join(', ')}`)
   }
   console.log(`  ${'total'.padEnd(18)} ${String(total).padStart(5)}`)
   if (total > max) {

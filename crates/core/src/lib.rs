@@ -17,7 +17,7 @@ pub mod spawn;
 // Every raw system call: this crate's own on Unix; on Windows, privsep-windows' (Windows
 // has no monitor, so none of that is root's side after a hand-off).
 #[cfg(unix)]
-#[path = "sys/unix.rs"]
+#[path = "sys/unix/mod.rs"]
 mod sys;
 #[cfg(windows)]
 use privsep_windows::sys;
