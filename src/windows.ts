@@ -1,5 +1,5 @@
 // The Windows hand-off: an elevated process starts the same program again as a restricted
-// copy of its own token (crates/core/src/restricted.rs), with the files openPrivileged
+// copy of its own token (crates/windows/src/restricted.rs), with the files openPrivileged
 // opened as its descriptors 3, 4, ..., and then only waits: it ends with the child's exit
 // code, and the child's kill-on-close job ends the child if this process dies first.
 const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts

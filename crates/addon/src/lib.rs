@@ -405,7 +405,7 @@ unsafe extern "C" fn pool_complete(env: napi_env, _status: napi_status, data: *m
 
 /// `spawnRestricted(program, argv, env, passed: [fd, 'file', path][]): [pid, process, job]`:
 /// Windows, in an elevated process: starts the program as a restricted child with the files
-/// at its descriptors 3.. (crates/core/src/restricted.rs).
+/// at its descriptors 3.. (crates/windows/src/restricted.rs).
 unsafe extern "C" fn spawn_restricted(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let program = cx.string(args[0], "program")?;

@@ -1,7 +1,7 @@
 //! Windows: starting the program again as a restricted copy of this (elevated) process's own
 //! token, with the files `openPrivileged` opened passed as CRT descriptors 3, 4, ... and the
 //! environment protocol set (docs/SECURITY.md, "Windows"). The raw calls are in
-//! `sys/windows.rs`; what is plain data (SIDs, the command line, the environment block, the
+//! `sys_windows.rs`; what is plain data (SIDs, the command line, the environment block, the
 //! CRT's descriptor table) is built here, where Linux tests it too. On Unix every function
 //! that starts or inspects something says Unsupported.
 

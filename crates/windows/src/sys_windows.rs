@@ -329,7 +329,7 @@ pub fn unlink(_path: &CStr) -> SysResult<()> {
     unsupported("unlink")
 }
 
-// ---- The restricted child (crates/core/src/restricted.rs) ----
+// ---- The restricted child (crates/windows/src/restricted.rs) ----
 
 use crate::restricted::{self, TokenInfo};
 use std::ptr;
