@@ -47,6 +47,14 @@ export function start (name, config, options = {}) {
   }
 }
 
+/** The next JSON line of `run` (see `start`) with `ready` set: a generation that called ready(). */
+export async function readyLine (run, ms = 40_000) {
+  for (;;) {
+    const line = await run.next(ms)
+    if (line.ready) return line
+  }
+}
+
 /** Runs a fixture to its end; returns { code, signal, lines, stderr }. */
 export async function runToEnd (name, config, options = {}) {
   const run = start(name, config, options)

@@ -16,7 +16,7 @@ import pino from 'pino'
 import { Counter, Registry } from 'prom-client'
 import { ConnectionRegistry, ProgramMetrics, maxSeries, programMetrics, registerProgramMetrics, regionSize } from 'privsep'
 import { lintExposition, parseExposition, promtool } from './exposition.mjs'
-import { alive, fixtures, httpLoad, start, tempDir } from './helpers.mjs'
+import { alive, fixtures, httpLoad, readyLine, start, tempDir } from './helpers.mjs'
 
 const quiet = () => pino({ name: 'test' }, new Writable({ write (_chunk, _enc, cb) { cb() } }))
 
@@ -216,12 +216,6 @@ function begin (config) {
   const run = start(path.relative(fixtures, program), config)
   runs.push(run)
   return run
-}
-async function readyLine (run) {
-  for (;;) {
-    const line = await run.next(40_000)
-    if (line.ready) return line
-  }
 }
 /** One scrape on a connection of its own: { generation, families }. */
 const scrapeOf = (port) => new Promise((resolve, reject) => {

@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { after, afterEach, test } from 'node:test'
-import { alive, fixtures, httpLoad, start, tempDir } from './helpers.mjs'
+import { alive, fixtures, httpLoad, readyLine, start, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-upgrade-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -24,12 +24,6 @@ function begin (config) {
   const run = start(path.relative(fixtures, program), config)
   runs.push(run)
   return run
-}
-async function readyLine (run) {
-  for (;;) {
-    const line = await run.next(40_000)
-    if (line.ready) return line
-  }
 }
 
 /** 8 clients; a good answer is `version generation pid`, counted by `version generation`. */
