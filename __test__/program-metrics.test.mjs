@@ -79,12 +79,12 @@ test('two generations over one region: a series either adds is found by the othe
     assert.equal(read['smtp/public'].closed[3], 1)
     assert.equal(read['smtp/public'].buckets[3], 1, '50 ms: the 0.1 s bucket (le 0.01, 0.02, 0.05, 0.1)')
   }
-  a.generation = 1
-  a.started()
-  b.generation = 4 // generations 2 and 3 never became ready: two failed upgrades
-  b.ready()
-  b.ready() // once
+  // The upgrade counts are the monitor's, written at byte 16 (region.rs UPGRADES_AT); any
+  // generation reads them.
+  new DataView(region).setBigUint64(16, 1n, true)
+  new DataView(region).setBigUint64(24, 2n, true)
   assert.deepEqual(a.upgrades(), { succeeded: 1, failed: 2 })
+  assert.deepEqual(b.upgrades(), { succeeded: 1, failed: 2 })
   const { text } = await scrape(a)
   assert.match(text, /privsep_connections_closed_total\{protocol="smtp",listener="public",reason="forced"\} 1\n/)
   assert.match(text, /privsep_connection_duration_seconds_bucket\{protocol="smtp",listener="public",le="0.1"\} 1\n/)
@@ -309,7 +309,7 @@ test('three upgrades under load, scraped every 100 ms: no counter ever decreases
   assert.deepEqual(await run.exited, { code: 0, signal: null })
 })
 
-test('a failed upgrade counts as failed once a later generation becomes ready', { timeout: 60_000 }, async () => {
+test('a failed upgrade counts as failed at once (the monitor counts it), a later success as succeeded', { timeout: 60_000 }, async () => {
   write('v1')
   const run = begin({ address: '127.0.0.1:471', readyTimeoutMs: 3000 })
   await readyLine(run)
@@ -317,6 +317,10 @@ test('a failed upgrade counts as failed once a later generation becomes ready', 
   run.child.kill('SIGUSR2')
   for (let i = 0; i < 50 && !/ended before it was ready/.test(run.stderr); i++) await new Promise((resolve) => setTimeout(resolve, 100))
   assert.match(run.stderr, /generation 2 ended before it was ready/)
+  const failed = await scrapeOf(471)
+  assert.equal(failed.generation, 1, 'the first generation serves on')
+  assert.equal(value(failed.families, 'privsep_upgrades_total', { result: 'failed' }), 1)
+  assert.equal(value(failed.families, 'privsep_upgrades_total', { result: 'succeeded' }), 0)
   flag('crash', false)
   run.child.kill('SIGUSR2')
   assert.equal((await readyLine(run)).ready, 3)

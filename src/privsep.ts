@@ -314,7 +314,6 @@ export class Privsep {
         }
       }
     }
-    metrics.started()
     for (const name of ENV) delete process.env[name]
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
@@ -487,7 +486,6 @@ export class Privsep {
    */
   async ready (): Promise<void> {
     await this.notify('READY=1')
-    programMetrics().ready()
     const usec = Number(process.env.WATCHDOG_USEC)
     if (this.#watchdog === undefined && Number.isInteger(usec) && usec > 0) {
       this.#watchdog = setInterval(() => { void this.notify('WATCHDOG=1') }, Math.max(1, Math.floor(usec / 2000)))

@@ -33,9 +33,8 @@ export type BrokerResult = typeof brokerResults[number]
 export const regionSize = 96 * 1024
 /** Header word 0: 0 in a new region, then this layout's id (a region of another layout is not used). */
 const LAYOUT = 0x314d5350 // 'PSM1'
-/** i32 index of the generation that last became ready. */
-const SERVING = 1
-/** i64 indexes in the header. */
+/** i64 indexes in the header. How the monitor's upgrades ended: the monitor writes these two
+ * (crates/core/src/region.rs `UPGRADES_AT`, byte 16) when one ends; the children only read them. */
 const UPGRADES_SUCCEEDED = 2
 const UPGRADES_FAILED = 3
 const DRAIN_MICROS = 4
@@ -120,7 +119,6 @@ export class ProgramMetrics {
   readonly #series = new Map<string, Series>()
   /** Series the region had no room for (or whose labels are too long): this process only. */
   readonly #overflow = new Map<string, BigInt64Array>()
-  #readyCounted = false
   /** This process's generation (privsep_generation). */
   generation = 1
 
@@ -237,25 +235,6 @@ export class ProgramMetrics {
     }
     for (const [key, own] of this.#overflow) add(key, own, 0)
     return [...out.values()]
-  }
-
-  /** This process became ready (its first `ready()`): in generation 2 on, an upgrade succeeded. */
-  ready (): void {
-    if (this.#readyCounted) return
-    this.#readyCounted = true
-    const generation = this.generation
-    // The monitor numbers every upgrade it starts, those that fail included: the generations
-    // between the one that served and this one never became ready (docs/PROTOCOL.md).
-    const serving = Atomics.exchange(this.#i32, SERVING, generation)
-    if (generation <= 1) return
-    Atomics.add(this.#i64, UPGRADES_SUCCEEDED, 1n)
-    const before = serving >= 1 && serving < generation ? serving : generation - 1
-    if (generation - before - 1 > 0) Atomics.add(this.#i64, UPGRADES_FAILED, BigInt(generation - before - 1))
-  }
-
-  /** The first generation serves from its start, whether or not it calls ready(). */
-  started (): void {
-    if (this.generation === 1) Atomics.compareExchange(this.#i32, SERVING, 0, 1)
   }
 
   brokerRequest (kind: string, result: BrokerResult): void {

@@ -21,6 +21,18 @@ pub fn create() -> Result<i32> {
     sys::create_sealed(SIZE).map_err(|e| e.about("creating the metrics region"))
 }
 
+/// Where the monitor records how its upgrades ended: two little-endian u64 at this byte,
+/// succeeded then failed (`src/program-metrics.ts` reads them; docs/PROTOCOL.md).
+pub const UPGRADES_AT: u64 = 16;
+
+/// Writes the monitor's upgrade counts into region `fd` (never reading it back).
+pub fn record_upgrades(fd: i32, succeeded: u64, failed: u64) -> Result<()> {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&succeeded.to_le_bytes());
+    bytes[8..].copy_from_slice(&failed.to_le_bytes());
+    sys::write_at(fd, UPGRADES_AT, &bytes).map_err(|e| e.about("the metrics region's upgrade counts"))
+}
+
 /// True when `fd` is a region: a memfd of `SIZE` bytes carrying exactly its seals. Mapping
 /// anything else could fault (a file that shrinks under the mapping) or share nothing.
 pub fn is_region(fd: i32) -> bool {

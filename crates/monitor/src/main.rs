@@ -136,13 +136,11 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     // SIGTERM or SIGINT was passed on: the program is stopping, and no generation takes over.
     let mut stopping = false;
     let mut generations = 1;
-    // Who queued the upgrade signal for the upgrade under way (`privsep reload`): each is told
-    // how it ended, the new generation's number or why not.
-    let mut waiting: Vec<Queued> = Vec::new();
-    let tell = |waiting: &mut Vec<Queued>, answer: i32| {
-        for sender in waiting.drain(..) {
-            sender.answer(answer);
-        }
+    let mut upgrades = Upgrades {
+        waiting: Vec::new(),
+        succeeded: 0,
+        failed: 0,
+        region: metrics,
     };
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
@@ -186,7 +184,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                         ended = Some(status);
                         if let Some((g, _)) = next.take() {
                             g.retire(&mut draining, grace);
-                            tell(&mut waiting, UPGRADE_STOPPING);
+                            upgrades.ended(UPGRADE_STOPPING);
                         }
                     }
                     draining.retain(|d| d.pid != pid);
@@ -203,7 +201,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                             ),
                         }
                         failed.close();
-                        tell(&mut waiting, UPGRADE_FAILED);
+                        upgrades.ended(UPGRADE_FAILED);
                         say("READY=1");
                     }
                 }
@@ -216,7 +214,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     // Once ready, it would take over and serve on: the stop would be lost.
                     if let Some((g, _)) = next.take() {
                         g.retire(&mut draining, grace);
-                        tell(&mut waiting, UPGRADE_STOPPING);
+                        upgrades.ended(UPGRADE_STOPPING);
                     }
                 }
                 // Already gone: the SIGCHLD that follows says how (once reaped, never again:
@@ -242,7 +240,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Served::Ready => {
                     // The new generation serves: the old one drains (its lifecycle) and goes.
                     let (new, _) = next.take().expect("next is set");
-                    tell(&mut waiting, new.number as i32);
+                    upgrades.ended(new.number as i32);
                     std::mem::replace(&mut current, new).retire(&mut draining, grace);
                     say("READY=1");
                 }
@@ -263,7 +261,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     failed.number, err, current.number
                 );
                 failed.close();
-                tell(&mut waiting, UPGRADE_FAILED);
+                upgrades.ended(UPGRADE_FAILED);
                 say("READY=1");
             }
         }
@@ -274,7 +272,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 stuck.number, handoff.ready_timeout_ms, current.number
             );
             stuck.retire(&mut draining, grace);
-            tell(&mut waiting, UPGRADE_FAILED);
+            upgrades.ended(UPGRADE_FAILED);
             say("READY=1");
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
@@ -285,7 +283,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             );
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
             late.retire(&mut draining, grace);
-            tell(&mut waiting, UPGRADE_FAILED);
+            upgrades.ended(UPGRADE_FAILED);
             say("READY=1");
         }
         for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
@@ -311,14 +309,15 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 Ok(generation) => {
                     let deadline = Instant::now() + Duration::from_millis(handoff.ready_timeout_ms as u64);
                     next = Some((generation, deadline));
-                    waiting.append(&mut asked);
+                    upgrades.waiting.append(&mut asked);
                 }
                 Err(err) => {
                     log!(
                         "could not start generation {}: {}; generation {} serves on",
                         generations, err, current.number
                     );
-                    tell(&mut asked, UPGRADE_FAILED);
+                    upgrades.waiting.append(&mut asked);
+                    upgrades.ended(UPGRADE_FAILED);
                     say("READY=1");
                 }
             }
@@ -342,6 +341,41 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         Err(err) => log!("{}", err),
     }
     Ok(status)
+}
+
+/// How the upgrades the monitor started ended, and who waits for the one under way (`privsep
+/// reload` queued the upgrade signal): each is told its outcome, the new generation's number or
+/// why not. The counts go into the metrics region (`privsep_upgrades_total`), which the monitor
+/// only writes: what a child writes there can only mislead the children's scrapes.
+struct Upgrades {
+    waiting: Vec<Queued>,
+    succeeded: u64,
+    failed: u64,
+    region: Option<i32>,
+}
+
+impl Upgrades {
+    /// The upgrade under way ended with `answer`: a generation's number, or why it failed.
+    fn ended(&mut self, answer: i32) {
+        if answer > 0 {
+            self.succeeded += 1;
+        } else {
+            self.failed += 1;
+        }
+        if let Some(fd) = self.region {
+            if let Err(err) = region::record_upgrades(fd, self.succeeded, self.failed) {
+                log!("{}", err);
+            }
+        }
+        tell(&mut self.waiting, answer);
+    }
+}
+
+/// Answers every sender in `senders` with `answer`.
+fn tell(senders: &mut Vec<Queued>, answer: i32) {
+    for sender in senders.drain(..) {
+        sender.answer(answer);
+    }
 }
 
 /// The unix socket files the monitor was handed (path, device and inode), removed on drop if

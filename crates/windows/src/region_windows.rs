@@ -21,6 +21,10 @@ pub fn size(_fd: i32) -> SysResult<u64> {
     unsupported("fstat")
 }
 
+pub fn write_at(_fd: i32, _offset: u64, _bytes: &[u8]) -> SysResult<()> {
+    unsupported("pwrite")
+}
+
 pub fn map_shared(_fd: i32, _size: usize) -> SysResult<*mut u8> {
     unsupported("mmap")
 }

@@ -70,6 +70,31 @@ pub fn size(fd: RawFd) -> SysResult<u64> {
     Ok(st.st_size as u64)
 }
 
+/// Writes `bytes` at byte `offset` of `fd` (`pwrite`: the file offset is left alone).
+pub fn write_at(fd: RawFd, offset: u64, bytes: &[u8]) -> SysResult<()> {
+    let mut done = 0;
+    while done < bytes.len() {
+        // SAFETY: the slice is valid for the rest of its length.
+        let n = unsafe {
+            libc::pwrite(
+                fd,
+                bytes[done..].as_ptr().cast(),
+                bytes.len() - done,
+                (offset + done as u64) as libc::off_t,
+            )
+        };
+        if n < 0 {
+            let err = io::Error::last_os_error();
+            if err.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(SysError::new("pwrite", err));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}
+
 /// Maps `size` bytes of `fd` shared, readable and writable. The mapping outlives `fd` (the
 /// caller may close it) and is never unmapped: it lives as long as the process.
 pub fn map_shared(fd: RawFd, size: usize) -> SysResult<*mut u8> {
