@@ -141,6 +141,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         succeeded: 0,
         failed: 0,
         region: metrics,
+        notify_socket: handoff.notify_socket.clone(),
     };
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
@@ -190,19 +191,12 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     draining.retain(|d| d.pid != pid);
                     if next.as_ref().map(|(g, _)| g.pid) == Some(pid) {
                         let (mut failed, _) = next.take().expect("next is set");
-                        match failed.starting.take().map(|s| s.finish(true)) {
-                            Some(Err(err)) => log!(
-                                "could not start generation {}: {}; generation {} serves on",
-                                failed.number, err, current.number
-                            ),
-                            _ => log!(
-                                "generation {} ended before it was ready ({:?}); generation {} serves on",
-                                failed.number, status, current.number
-                            ),
-                        }
+                        let what = match failed.starting.take().map(|s| s.finish(true)) {
+                            Some(Err(err)) => format!("could not start generation {}: {}", failed.number, err),
+                            _ => format!("generation {} ended before it was ready ({:?})", failed.number, status),
+                        };
                         failed.close();
-                        upgrades.ended(UPGRADE_FAILED);
-                        say("READY=1");
+                        upgrades.failed(what, current.number);
                     }
                 }
             } else if signal == handoff.upgrade_signal {
@@ -242,7 +236,6 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     let (new, _) = next.take().expect("next is set");
                     upgrades.ended(new.number as i32);
                     std::mem::replace(&mut current, new).retire(&mut draining, grace);
-                    say("READY=1");
                 }
                 Served::Closed => {
                     let _ = socket::close(fd);
@@ -256,35 +249,26 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
         if let (true, Some((g, _))) = (ready[3], next.as_mut()) {
             if let Some(Err(err)) = g.starting.take().map(|s| s.finish(false)) {
                 let (failed, _) = next.take().expect("next is set");
-                log!(
-                    "could not start generation {}: {}; generation {} serves on",
-                    failed.number, err, current.number
-                );
+                let what = format!("could not start generation {}: {}", failed.number, err);
                 failed.close();
-                upgrades.ended(UPGRADE_FAILED);
-                say("READY=1");
+                upgrades.failed(what, current.number);
             }
         }
         if next.as_ref().map_or(false, |(g, deadline)| g.starting.is_some() && Instant::now() >= *deadline) {
             let (stuck, _) = next.take().expect("next is set");
-            log!(
-                "generation {} had not started (exec) within {} ms (stopped before exec by a process of the user?): killed (SIGKILL); generation {} serves on",
-                stuck.number, handoff.ready_timeout_ms, current.number
+            let what = format!(
+                "generation {} had not started (exec) within {} ms (stopped before exec by a process of the user?): killed (SIGKILL)",
+                stuck.number, handoff.ready_timeout_ms
             );
             stuck.retire(&mut draining, grace);
-            upgrades.ended(UPGRADE_FAILED);
-            say("READY=1");
+            upgrades.failed(what, current.number);
         }
         if next.as_ref().map_or(false, |(_, deadline)| Instant::now() >= *deadline) {
             let (late, _) = next.take().expect("next is set");
-            log!(
-                "generation {} was not ready in time; generation {} serves on",
-                late.number, current.number
-            );
+            let what = format!("generation {} was not ready in time", late.number);
             // It may already accept connections: SIGTERM lets its lifecycle drain them.
             late.retire(&mut draining, grace);
-            upgrades.ended(UPGRADE_FAILED);
-            say("READY=1");
+            upgrades.failed(what, current.number);
         }
         for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
             // Not reaped yet (a SIGCHLD would have taken it out): the pid is still its.
@@ -312,13 +296,8 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                     upgrades.waiting.append(&mut asked);
                 }
                 Err(err) => {
-                    log!(
-                        "could not start generation {}: {}; generation {} serves on",
-                        generations, err, current.number
-                    );
                     upgrades.waiting.append(&mut asked);
-                    upgrades.ended(UPGRADE_FAILED);
-                    say("READY=1");
+                    upgrades.failed(format!("could not start generation {}: {}", generations, err), current.number);
                 }
             }
         }
@@ -345,16 +324,24 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
 
 /// How the upgrades the monitor started ended, and who waits for the one under way (`privsep
 /// reload` queued the upgrade signal): each is told its outcome, the new generation's number or
-/// why not. The counts go into the metrics region (`privsep_upgrades_total`), which the monitor
-/// only writes: what a child writes there can only mislead the children's scrapes.
+/// why not, and systemd hears `READY=1` (the `RELOADING=1` of its start is over) unless the
+/// program is stopping. The counts go into the metrics region (`privsep_upgrades_total`), which
+/// the monitor only writes: what a child writes there can only mislead the children's scrapes.
 struct Upgrades {
     waiting: Vec<Queued>,
     succeeded: u64,
     failed: u64,
     region: Option<i32>,
+    notify_socket: String,
 }
 
 impl Upgrades {
+    /// The upgrade under way failed: `what` happened to its generation; `serving` serves on.
+    fn failed(&mut self, what: String, serving: u32) {
+        log!("{}; generation {} serves on", what, serving);
+        self.ended(UPGRADE_FAILED);
+    }
+
     /// The upgrade under way ended with `answer`: a generation's number, or why it failed.
     fn ended(&mut self, answer: i32) {
         if answer > 0 {
@@ -368,6 +355,9 @@ impl Upgrades {
             }
         }
         tell(&mut self.waiting, answer);
+        if answer != UPGRADE_STOPPING {
+            let _ = notify::send(&self.notify_socket, "READY=1");
+        }
     }
 }
 
