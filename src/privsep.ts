@@ -27,13 +27,7 @@ function startedByPrivsep (): boolean {
  * acquiring a terminal or blocking on a FIFO, and anything but a regular file is refused.
  */
 function openRegularFile (path: string): number {
-  if (isRoot()) {
-    try {
-      return native().openFile(process.getBuiltinModule('node:path').resolve(path))
-    } catch (err) {
-      throw Object.assign(err as Error, { path })
-    }
-  }
+  if (isRoot()) return withPath(() => native().openFile(process.getBuiltinModule('node:path').resolve(path)), path)
   let fd: number, isFile: boolean
   try {
     fd = fs.openSync(path, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0) | (fs.constants.O_NOCTTY ?? 0))
