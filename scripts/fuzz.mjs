@@ -15,6 +15,6 @@ if (!/^[0-9]+$/.test(seed) || !/^[1-9][0-9]*$/.test(cases)) {
 }
 const env = { ...process.env, PRIVSEP_FUZZ_CASES: cases, PRIVSEP_FUZZ_SEED: seed }
 console.log(`fuzz: ${cases} cases per property, seed ${seed}`)
-run('cargo', ['test', '--release', '-p', 'privsep-wire', '-p', 'privsep-core', '--lib', ...cargoSourceArgs(), 'fuzz', '--', '--nocapture'], { cwd: root, env })
+run('cargo', ['test', '--release', '-p', 'privsep-wire', '-p', 'privsep-core', '-p', 'privsep-addon', '--lib', ...cargoSourceArgs(), 'fuzz', '--', '--nocapture'], { cwd: root, env })
 run(process.execPath, ['--test', '--test-force-exit', '__test__/parsers.test.mjs'], { cwd: root, env })
 console.log(`fuzz: done, ${cases} cases per property, seed ${seed}`)

@@ -2,20 +2,28 @@
 //! types), argument conversion, and every Rust error or panic turned into a thrown JS Error
 //! with a `code`.
 
+mod activation;
+mod broker;
 mod js;
+mod process;
+mod user;
+
+// Every raw system call: core's, and on Unix the Node side's own beside them.
+#[cfg(unix)]
+#[path = "sys_unix.rs"]
+mod sys;
+#[cfg(windows)]
+use privsep_core::sys;
 
 use js::{Cx, Fail};
-use privsep_core::activation;
-use privsep_core::broker::{self, Request};
+use privsep_core::broker::Request;
 use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
-use privsep_core::process;
 use privsep_core::protocol::{self, Entry, Passed};
 use privsep_core::region;
 use privsep_windows::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
-use privsep_core::spawn;
 use privsep_core::{Error, Result};
 use privsep_node_api::*;
 use std::os::raw::c_void;
@@ -59,7 +67,7 @@ unsafe extern "C" fn restore(env: napi_env, info: napi_callback_info) -> napi_va
             Some(entries) => entries,
         };
         process::settle_child(ppid)?;
-        socket::restore(&entries)?;
+        process::restore(&entries)?;
         let channel_fd = 3 + entries.len() as i32;
         let channel = if broker::is_channel(channel_fd) {
             cx.create_number(channel_fd as f64)?
@@ -113,11 +121,11 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             .collect::<std::result::Result<Vec<_>, Fail>>()?;
         let user = cx.string(cx.property(options, "user")?, "user")?;
         let group = cx.optional_string(cx.property(options, "group")?, "group")?;
-        let ids = spawn::resolve(&user, group.as_deref())?;
+        let ids = user::resolve(&user, group.as_deref())?;
         let program = cx.string(cx.property(options, "program")?, "program")?;
         let readable = cx.strings(cx.property(options, "readable")?, "readable")?;
         let cwd = cx.string(cx.property(options, "cwd")?, "cwd")?;
-        spawn::check_access(&user, &ids, &program, &cwd, &readable)?;
+        user::check_access(&user, &ids, &program, &cwd, &readable)?;
         let umask = cx.optional_number(cx.property(options, "umask")?, "umask")?;
         let mut allow_entries = Vec::new();
         let mut allow_folders = Vec::new();
@@ -191,7 +199,7 @@ unsafe extern "C" fn exec_monitor(env: napi_env, info: napi_callback_info) -> na
 }
 
 /// `activated(LISTEN_PID, LISTEN_FDS, LISTEN_FDNAMES, pid): null | [fd, name, kind, address][]`:
-/// the sockets systemd passed to this process, checked (crates/core/src/activation.rs).
+/// the sockets systemd passed to this process, checked (crates/addon/src/activation.rs).
 unsafe extern "C" fn activated(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         let pid = cx.optional_string(args[0], activation::PID)?;

@@ -4,7 +4,6 @@
 //! that child (docs/PROTOCOL.md, whose formats are `privsep_wire`'s). Windows' side is
 //! `privsep_windows`'s.
 
-pub mod activation;
 pub mod broker;
 pub mod log;
 pub mod notify;
@@ -18,9 +17,9 @@ pub mod spawn;
 // has no monitor, so none of that is root's side after a hand-off).
 #[cfg(unix)]
 #[path = "sys/unix/mod.rs"]
-mod sys;
+pub mod sys;
 #[cfg(windows)]
-use privsep_windows::sys;
+pub use privsep_windows::sys;
 
 // The wire formats, where this crate and its users have always found them.
 pub use privsep_wire::{error, handoff, protocol};

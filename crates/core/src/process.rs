@@ -1,46 +1,19 @@
-//! The monitor's process work: the hand-off file, signals, reaping the child, ending the way
-//! it ended, and the descriptors it keeps. Thin, named wrappers over `sys`.
+//! The monitor's process work: reading the hand-off description, signals, reaping the child,
+//! ending the way it ended, and the descriptors it keeps. Thin, named wrappers over `sys`.
 
 use crate::handoff::{self, Handoff};
 use crate::spawn::ExitStatus;
 use crate::sys;
-use crate::{Error, Result};
-use std::ffi::CString;
+use crate::Result;
 use std::time::{Duration, Instant};
 
 pub use crate::sys::{SIGCHLD, SIGINT, SIGKILL, SIGPIPE, SIGTERM, SIGUSR1};
-
-/// A close-on-exec anonymous file holding the encoded `handoff`, read from its start.
-pub fn handoff_file(handoff: &Handoff) -> Result<i32> {
-    sys::anonymous_file(&handoff::encode(handoff)).map_err(|e| e.about("the hand-off description"))
-}
 
 /// Reads and decodes the description at `fd`, then closes it.
 pub fn read_handoff(fd: i32) -> Result<Handoff> {
     let bytes = sys::read_to_end(fd, handoff::MAX_SIZE).map_err(|e| e.about(format!("hand-off fd {}", fd)));
     let _ = sys::close(fd);
     handoff::decode(&bytes?)
-}
-
-/// Replaces this process with `program` given `argv` and an empty environment, keeping
-/// `keep` open and every signal blocked across the exec. Returns only the reason it failed.
-pub fn exec_keeping(program: &str, argv: &[String], keep: &[i32]) -> Error {
-    let c = |text: &str| {
-        CString::new(text).map_err(|_| {
-            Error::invalid(
-                "ERR_PRIVSEP_INVALID_ARGUMENT",
-                format!("{:?} contains a NUL byte", text),
-            )
-        })
-    };
-    let argv = match argv.iter().map(|a| c(a)).collect::<Result<Vec<_>>>() {
-        Ok(argv) => argv,
-        Err(e) => return e,
-    };
-    match c(program) {
-        Ok(path) => sys::exec_keeping(&path, &argv, keep).about(format!("starting {}", program)),
-        Err(e) => e,
-    }
 }
 
 /// The signals the monitor acts on, caught into a pipe it can poll with the broker channel.
@@ -90,12 +63,6 @@ impl Queued {
     pub fn answer(&self, value: i32) {
         let _ = sys::answer_queued(self.pid, self.value, value);
     }
-}
-
-/// Queues `signal` to `pid` and waits at most `timeout_ms` for the answer (`Queued::answer`);
-/// None when none came in time.
-pub fn queue_and_wait(pid: u32, signal: i32, timeout_ms: u32) -> Result<Option<i32>> {
-    sys::queue_and_wait(pid, signal, timeout_ms).map_err(|e| e.about(format!("signal {} to process {}", signal, pid)))
 }
 
 /// Waits until one of `fds` (-1: none) is readable or closed, at most `timeout_ms` (-1: no
@@ -167,20 +134,6 @@ pub fn end_descendants() -> Result<(usize, usize)> {
 /// Closes every descriptor from 3 on but `keep`.
 pub fn close_all_but(keep: &[i32]) -> Result<()> {
     sys::close_all_but(keep).map_err(|e| e.about("closing inherited descriptors"))
-}
-
-/// The child of privsep on its first call (`restorePassedFiles()`): not dumpable (it already is
-/// since exec, see `spawn::exec_gid`), its real gid the effective one again and then, as the
-/// exec with unequal ids cleared it, the parent-death signal set again while its parent is
-/// `parent`. A process whose ids were equal already (one that restores in-process) keeps its
-/// death signal as it is.
-pub fn settle_child(parent: u32) -> Result<()> {
-    set_not_dumpable()?;
-    let settled = sys::settle_real_gid().map_err(|e| e.about("the real gid"))?;
-    if settled && cfg!(target_os = "linux") {
-        die_with_parent(parent)?;
-    }
-    Ok(())
 }
 
 /// No core file, no ptrace and no /proc access for other processes of this uid.

@@ -3,7 +3,6 @@
 //! The addresses themselves are `privsep_wire::address`'s.
 
 use crate::paths;
-use crate::protocol::{Entry, Passed};
 use crate::sys::{self, ENOTSOCK};
 use crate::{Error, Result};
 use std::ffi::CString;
@@ -154,18 +153,6 @@ pub fn validate_file(fd: i32, path: &str) -> Result<()> {
         ));
     }
     sys::set_cloexec(fd).map_err(|e| e.about(what))
-}
-
-/// Validates every decoded descriptor of the environment protocol (see [`validate`]) and sets
-/// close-on-exec: what `restorePassedFiles()` takes.
-pub fn restore(entries: &[Entry]) -> Result<()> {
-    for entry in entries {
-        match &entry.passed {
-            Passed::Socket(endpoint) => validate(entry.fd, endpoint)?,
-            Passed::File(path) => validate_file(entry.fd, path)?,
-        }
-    }
-    Ok(())
 }
 
 /// Closes a descriptor this process owns.

@@ -1,7 +1,6 @@
 //! Starting the program again as an unprivileged user, with the passed descriptors at 3..
 //! and the environment protocol set: what the monitor does after the hand-off. The user is
-//! resolved, and the program checked, in the Node process before it (see `resolve`,
-//! `check_access`).
+//! resolved, and the program checked, in the Node process before it (the addon's `user.rs`).
 
 use crate::protocol::{self, Entry};
 use crate::sys;
@@ -33,95 +32,14 @@ pub struct Command {
     pub region: Option<i32>,
 }
 
-fn c_string(what: &str, text: &str) -> Result<CString> {
+/// `text` as a C string; a NUL byte in it is `ERR_PRIVSEP_INVALID_ARGUMENT` naming `what`.
+pub fn c_string(what: &str, text: &str) -> Result<CString> {
     CString::new(text).map_err(|_| {
         Error::invalid(
             "ERR_PRIVSEP_INVALID_ARGUMENT",
             format!("{} {:?} contains a NUL byte", what, text),
         )
     })
-}
-
-/// Resolves `user` (and `group`) to ids, with the user's supplementary groups. Refuses uid 0
-/// and gid 0: a child that runs as root, or in root's group, has dropped nothing.
-pub fn resolve(user: &str, group: Option<&str>) -> Result<Ids> {
-    let name = c_string("user", user)?;
-    let (uid, primary) = sys::user_by_name(&name)
-        .map_err(|e| e.about(format!("user {:?}", user)))?
-        .ok_or_else(|| {
-            Error::invalid(
-                "ERR_PRIVSEP_UNKNOWN_USER",
-                format!(
-                    "no such user {:?}: create it (useradd --system {}) or name an existing unprivileged user",
-                    user, user
-                ),
-            )
-        })?;
-    if uid == 0 {
-        return Err(Error::invalid(
-            "ERR_PRIVSEP_INVALID_ARGUMENT",
-            format!("user {:?} is root (uid 0): name an unprivileged user", user),
-        ));
-    }
-    let gid = match group {
-        None => primary,
-        Some(group) => sys::group_by_name(&c_string("group", group)?)
-            .map_err(|e| e.about(format!("group {:?}", group)))?
-            .ok_or_else(|| {
-                Error::invalid(
-                    "ERR_PRIVSEP_UNKNOWN_GROUP",
-                    format!(
-                        "no such group {:?}: create it (groupadd --system {}) or name an existing group",
-                        group, group
-                    ),
-                )
-            })?,
-    };
-    if gid == 0 {
-        return Err(Error::invalid(
-            "ERR_PRIVSEP_INVALID_ARGUMENT",
-            format!(
-                "group {:?} is gid 0 (root's group): name an unprivileged group",
-                group.map_or_else(|| format!("of user {}", user), str::to_string)
-            ),
-        ));
-    }
-    let groups = sys::group_list(&name, gid).map_err(|e| e.about(format!("groups of user {:?}", user)))?;
-    Ok(Ids { uid, gid, groups })
-}
-
-/// Checks, as `user` with `ids`, that `program` can be executed, the folder `cwd` entered and
-/// every path in `readable` read: the kernel's answer for that user, folders on the way
-/// included. Refuses with `ERR_PRIVSEP_NO_ACCESS` naming the user, the path and the errno.
-pub fn check_access(user: &str, ids: &Ids, program: &str, cwd: &str, readable: &[String]) -> Result<()> {
-    let mut paths = vec![(c_string("path", program)?, true), (c_string("path", cwd)?, true)];
-    for path in readable {
-        paths.push((c_string("path", path)?, false));
-    }
-    let asked: Vec<(&std::ffi::CStr, bool)> = paths.iter().map(|(p, x)| (p.as_c_str(), *x)).collect();
-    let failed = sys::access_as(ids, &asked).map_err(|e| e.about(format!("checking access as user {:?}", user)))?;
-    let (index, errno) = match failed {
-        None => return Ok(()),
-        Some(failed) => failed,
-    };
-    let (path, verb) = match index {
-        0 => (program, "execute"),
-        1 => (cwd, "enter"),
-        _ => (readable[index - 2].as_str(), "read"),
-    };
-    Err(Error::invalid(
-        "ERR_PRIVSEP_NO_ACCESS",
-        format!(
-            "user {:?} (uid {}) cannot {} {}: {}; the child runs as that user, so give it {} access to it and search (x) access to every folder above it{}",
-            user,
-            ids.uid,
-            verb,
-            path,
-            std::io::Error::from_raw_os_error(errno),
-            verb,
-            if index == 1 { " (it starts in this folder: the option cwd, by default the current one)" } else { "" },
-        ),
-    ))
 }
 
 /// Forks and execs `command` as its user; returns the child's pid once exec has succeeded.

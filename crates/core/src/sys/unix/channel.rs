@@ -303,22 +303,6 @@ pub fn close_all_but(keep: &[RawFd]) -> SysResult<()> {
     Ok(())
 }
 
-/// The child after exec: the real gid becomes the effective one (an unprivileged process may
-/// set it to its effective gid), so the ids are the user's again. Changing only the real gid
-/// keeps the process not dumpable (the kernel resets dumpability when the effective or
-/// file-system ids change), and it clears no parent-death signal. Returns whether they
-/// differed (false: nothing done).
-pub fn settle_real_gid() -> SysResult<bool> {
-    // SAFETY: getegid and getgid have no preconditions.
-    let (real, effective) = unsafe { (libc::getgid(), libc::getegid()) };
-    if real == effective {
-        return Ok(false);
-    }
-    // SAFETY: plain setresgid to ids the process holds.
-    cvt("setresgid", unsafe { libc::setresgid(effective, effective, effective) })?;
-    Ok(true)
-}
-
 /// Marks this process not dumpable: no core file, and other processes of its uid can
 /// neither ptrace it nor read its /proc files (environ, fds, memory).
 pub fn set_not_dumpable() -> SysResult<()> {

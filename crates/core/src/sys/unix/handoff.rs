@@ -1,33 +1,7 @@
-//! The hand-off's calls: the anonymous file that carries the description, reading and writing
-//! it whole, and the exec into the monitor keeping only the descriptors it names.
+//! Reading and writing a descriptor whole: the hand-off description the monitor reads, the
+//! reports it writes (the anonymous file and the exec into the monitor are the addon's).
 
 use super::*;
-
-/// A close-on-exec anonymous file holding `bytes`, its offset at 0 (memfd on Linux; an
-/// unlinked root-only temporary file elsewhere).
-pub fn anonymous_file(bytes: &[u8]) -> SysResult<RawFd> {
-    #[cfg(target_os = "linux")]
-    // SAFETY: the name is a NUL-terminated literal.
-    let file = owned("memfd_create", unsafe {
-        libc::memfd_create(b"privsep-handoff\0".as_ptr().cast(), libc::MFD_CLOEXEC)
-    })?;
-    #[cfg(not(target_os = "linux"))]
-    let file = {
-        let mut template = *b"/tmp/privsep-handoff.XXXXXX\0";
-        // SAFETY: `template` is a writable NUL-terminated template.
-        let file = owned("mkstemp", unsafe { libc::mkstemp(template.as_mut_ptr().cast()) })?;
-        // SAFETY: mkstemp wrote the file's name into `template`.
-        unsafe { libc::unlink(template.as_ptr().cast()) };
-        set_cloexec(file.as_raw_fd())?;
-        file
-    };
-    write_all(file.as_raw_fd(), bytes)?;
-    // SAFETY: lseek on a descriptor we own.
-    if unsafe { libc::lseek(file.as_raw_fd(), 0, libc::SEEK_SET) } != 0 {
-        return Err(SysError::new("lseek", io::Error::last_os_error()));
-    }
-    Ok(file.into_raw_fd())
-}
 
 /// Reads `fd` to its end, refusing more than `max` bytes (EFBIG).
 pub fn read_to_end(fd: RawFd, max: usize) -> SysResult<Vec<u8>> {
@@ -117,35 +91,3 @@ pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usiz
 const MSG_NOSIGNAL: c_int = libc::MSG_NOSIGNAL;
 #[cfg(not(target_os = "linux"))]
 const MSG_NOSIGNAL: c_int = 0;
-
-/// Replaces this process with `program` (argv `argv`, an empty environment), keeping stdio
-/// and `keep` open across the exec and every signal blocked: signals that arrive meanwhile stay pending
-/// for the new program, which sets up its own handling first. Returns only on failure.
-pub fn exec_keeping(program: &CStr, argv: &[CString], keep: &[RawFd]) -> SysError {
-    let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
-    let envp: [*const c_char; 1] = [ptr::null()];
-    // Stdio too, where it is open: Node marks it close-on-exec.
-    for fd in (0..3).chain(keep.iter().copied()) {
-        // SAFETY: fcntl on any integer is sound.
-        let flags = unsafe { libc::fcntl(fd, libc::F_GETFD) };
-        if flags == -1 && fd < 3 {
-            continue;
-        }
-        // SAFETY: as above.
-        if flags == -1 || unsafe { libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC) } == -1 {
-            return SysError::new("fcntl", io::Error::last_os_error());
-        }
-    }
-    let previous = match SignalMask::all().swap() {
-        Ok(previous) => previous,
-        Err(e) => return e,
-    };
-    // SAFETY: argv and envp are NUL-terminated arrays of valid C strings.
-    unsafe { libc::execve(program.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
-    let err = SysError::new("execve", io::Error::last_os_error());
-    let _ = previous.swap();
-    for &fd in keep {
-        let _ = set_cloexec(fd);
-    }
-    err
-}

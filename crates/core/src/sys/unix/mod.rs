@@ -15,14 +15,12 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-mod users;
 mod spawn;
 mod process;
 mod channel;
 mod handoff;
 mod paths;
 mod socket_files;
-pub use users::*;
 pub use spawn::*;
 pub use process::*;
 pub use channel::*;
@@ -31,7 +29,7 @@ pub use paths::*;
 pub use socket_files::*;
 
 /// The one place a `-1` becomes an error.
-fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {
+pub fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {
     if ret == -1 {
         Err(SysError::new(syscall, io::Error::last_os_error()))
     } else {
@@ -39,7 +37,7 @@ fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {
     }
 }
 
-fn owned(syscall: &'static str, ret: c_int) -> SysResult<OwnedFd> {
+pub fn owned(syscall: &'static str, ret: c_int) -> SysResult<OwnedFd> {
     // SAFETY: a non-negative return of a descriptor-creating call is a fresh fd we own.
     cvt(syscall, ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
 }
@@ -299,10 +297,10 @@ pub fn local_address(fd: RawFd) -> SysResult<Option<Address>> {
 // ---- shared by the topics above ------------------------------------------------------
 
 /// A set of signals, and the thread's mask swapped for it.
-struct SignalMask(libc::sigset_t);
+pub struct SignalMask(libc::sigset_t);
 
 impl SignalMask {
-    fn all() -> SignalMask {
+    pub fn all() -> SignalMask {
         // SAFETY: sigfillset initialises the set.
         unsafe {
             let mut set: libc::sigset_t = mem::zeroed();
@@ -321,7 +319,7 @@ impl SignalMask {
     }
 
     /// Makes this the thread's mask; returns the one it replaces.
-    fn swap(&self) -> SysResult<SignalMask> {
+    pub fn swap(&self) -> SysResult<SignalMask> {
         // SAFETY: all-zero is a valid sigset_t for the old mask to be written into.
         let mut old: libc::sigset_t = unsafe { mem::zeroed() };
         // SAFETY: both sets are valid; pthread_sigmask returns the error number.
@@ -355,7 +353,7 @@ const NSIG: c_int = 65;
 const NSIG: c_int = 32;
 
 /// Reads until `buf` is full or end of file; returns how much was read.
-fn read_full(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
+pub fn read_full(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
     let mut got = 0;
     while got < buf.len() {
         // SAFETY: reading into the rest of `buf`.
@@ -370,7 +368,7 @@ fn read_full(fd: RawFd, buf: &mut [u8]) -> SysResult<usize> {
     Ok(got)
 }
 
-fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
+pub fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     let mut fds = [0 as c_int; 2];
     #[cfg(target_os = "linux")]
     // SAFETY: `fds` has room for two descriptors.
@@ -385,7 +383,7 @@ fn pipe() -> SysResult<(OwnedFd, OwnedFd)> {
     Ok((reader, writer))
 }
 
-fn errno() -> i32 {
+pub fn errno() -> i32 {
     io::Error::last_os_error().raw_os_error().unwrap_or(0)
 }
 

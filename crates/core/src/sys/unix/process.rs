@@ -44,14 +44,14 @@ extern "C" fn on_signal(signal: c_int, info: *mut libc::siginfo_t, _context: *mu
 
 /// sigqueue(3)'s `si_code`.
 #[cfg(target_os = "linux")]
-const SI_QUEUE: c_int = -1;
+pub const SI_QUEUE: c_int = -1;
 
 /// The sender and value of a signal sent with sigqueue(3); zeros for any other.
 ///
 /// # Safety
 /// `info` is null or points to a siginfo the kernel filled.
 #[cfg(target_os = "linux")]
-unsafe fn queued_by(info: *const libc::siginfo_t) -> (u32, i32) {
+pub unsafe fn queued_by(info: *const libc::siginfo_t) -> (u32, i32) {
     if info.is_null() || (*info).si_code != SI_QUEUE {
         return (0, 0);
     }
@@ -61,7 +61,7 @@ unsafe fn queued_by(info: *const libc::siginfo_t) -> (u32, i32) {
     ((*info).si_pid() as u32, int)
 }
 #[cfg(not(target_os = "linux"))]
-unsafe fn queued_by(_info: *const libc::siginfo_t) -> (u32, i32) {
+pub unsafe fn queued_by(_info: *const libc::siginfo_t) -> (u32, i32) {
     (0, 0)
 }
 
@@ -135,7 +135,7 @@ pub fn caught_signals(pipe: RawFd) -> (Vec<c_int>, Vec<(c_int, u32, i32)>) {
 /// `value` as `sival_int`. The layout is the kernel's: `_rt` of the `_sifields` union, which
 /// follows the three ints at the union's (pointer) alignment.
 #[cfg(target_os = "linux")]
-fn queue_info(signal: c_int, value: i32) -> libc::siginfo_t {
+pub fn queue_info(signal: c_int, value: i32) -> libc::siginfo_t {
     #[repr(C)]
     struct Rt {
         pid: c_int,
@@ -187,71 +187,6 @@ pub fn answer_queued(pid: u32, tid: i32, value: i32) -> SysResult<()> {
     {
         let _ = (pid, tid, value);
         Err(SysError::new("rt_tgsigqueueinfo", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
-    }
-}
-
-/// Queues `signal` to process `pid` with this thread's id as its value, then waits at most
-/// `timeout_ms` for `pid`'s answer (`answer_queued`) to this thread: its value, or None when
-/// none came in time. The answer signal is blocked in this thread meanwhile.
-pub fn queue_and_wait(pid: u32, signal: c_int, timeout_ms: u32) -> SysResult<Option<i32>> {
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: sigemptyset and sigaddset initialise the set.
-        let mut set: libc::sigset_t = unsafe { mem::zeroed() };
-        unsafe {
-            libc::sigemptyset(&mut set);
-            libc::sigaddset(&mut set, answer_signal());
-        }
-        let mut old: libc::sigset_t = unsafe { mem::zeroed() };
-        // SAFETY: valid sets; pthread_sigmask returns the error number.
-        let ret = unsafe { libc::pthread_sigmask(libc::SIG_BLOCK, &set, &mut old) };
-        if ret != 0 {
-            return Err(SysError::new("pthread_sigmask", io::Error::from_raw_os_error(ret)));
-        }
-        let waited = queue_then_wait(pid, signal, &set, timeout_ms);
-        // SAFETY: restoring the mask saved above.
-        unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &old, ptr::null_mut()) };
-        waited
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        let _ = (pid, signal, timeout_ms);
-        Err(SysError::new("sigtimedwait", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
-    }
-}
-
-#[cfg(target_os = "linux")]
-fn queue_then_wait(pid: u32, signal: c_int, set: &libc::sigset_t, timeout_ms: u32) -> SysResult<Option<i32>> {
-    // SAFETY: gettid cannot fail.
-    let tid = unsafe { libc::syscall(libc::SYS_gettid) } as i32;
-    let mut info = queue_info(signal, tid);
-    // SAFETY: `info` is a valid siginfo; the kernel checks our permission to signal `pid`.
-    let ret = unsafe { libc::syscall(libc::SYS_rt_sigqueueinfo, pid as libc::pid_t, signal, &mut info) };
-    cvt("rt_sigqueueinfo", ret as c_int)?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
-    loop {
-        let left = deadline.saturating_duration_since(std::time::Instant::now());
-        let timeout = libc::timespec {
-            tv_sec: left.as_secs() as libc::time_t,
-            tv_nsec: left.subsec_nanos() as libc::c_long,
-        };
-        // SAFETY: all-zero is a valid siginfo for the kernel to fill.
-        let mut got: libc::siginfo_t = unsafe { mem::zeroed() };
-        // SAFETY: valid set, siginfo and timeout.
-        let ret = unsafe { libc::sigtimedwait(set, &mut got, &timeout) };
-        if ret < 0 {
-            match errno() {
-                libc::EINTR => continue,
-                libc::EAGAIN => return Ok(None),
-                e => return Err(SysError::new("sigtimedwait", io::Error::from_raw_os_error(e))),
-            }
-        }
-        // SAFETY: the kernel filled `got`.
-        let (from, value) = unsafe { queued_by(&got) };
-        // An answer from anyone else is not ours (a root process could queue anything).
-        if from == pid {
-            return Ok(Some(value));
-        }
     }
 }
 

@@ -427,11 +427,11 @@ unsafe fn probe_process_limit() -> c_int {
 /// effective one at exec keeps the program not dumpable from its first instruction
 /// (docs/SECURITY.md, "Not dumpable").
 #[cfg(target_os = "linux")]
-unsafe fn set_gid(real: u32, gid: u32) -> c_int {
+pub unsafe fn set_gid(real: u32, gid: u32) -> c_int {
     libc::setresgid(real, gid, gid)
 }
 #[cfg(target_os = "linux")]
-unsafe fn set_uid(uid: u32) -> c_int {
+pub unsafe fn set_uid(uid: u32) -> c_int {
     libc::setresuid(uid, uid, uid)
 }
 /// Linux reports the saved ids; they must be the target's too.
@@ -552,11 +552,11 @@ unsafe fn no_new_privileges() -> c_int {
 // cannot report the saved ids, so the setuid(0) check is what proves the drop. It has no
 // capabilities and no no_new_privs.
 #[cfg(not(target_os = "linux"))]
-unsafe fn set_gid(_real: u32, gid: u32) -> c_int {
+pub unsafe fn set_gid(_real: u32, gid: u32) -> c_int {
     libc::setgid(gid)
 }
 #[cfg(not(target_os = "linux"))]
-unsafe fn set_uid(uid: u32) -> c_int {
+pub unsafe fn set_uid(uid: u32) -> c_int {
     libc::setuid(uid)
 }
 #[cfg(not(target_os = "linux"))]
@@ -578,111 +578,4 @@ unsafe fn capabilities_empty() -> bool {
 #[cfg(not(target_os = "linux"))]
 unsafe fn no_new_privileges() -> c_int {
     0
-}
-
-/// Checks each `(path, execute)` as `ids`: execute permission, or that it opens for reading.
-/// Returns the first that fails, as its index and errno. The kernel's own answer as that user:
-/// permissions, ACLs, every folder on the way.
-///
-/// On Linux the kernel keeps credentials per thread, and only glibc's wrappers make every
-/// thread follow a change: a short-lived thread takes `ids` with the raw system calls, checks,
-/// and ends, its credentials with it. No fork of the (large) calling process.
-#[cfg(target_os = "linux")]
-pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
-    let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
-    let (uid, gid) = (ids.uid as libc::uid_t, ids.gid as libc::gid_t);
-    let paths: Vec<(CString, bool)> = paths
-        .iter()
-        .map(|&(path, execute)| (path.to_owned(), execute))
-        .collect();
-    let checker = std::thread::spawn(move || -> Result<Option<(usize, i32)>, i32> {
-        // SAFETY: raw credential calls on this thread only, on memory it owns; the thread
-        // ends right after, and with it these credentials.
-        unsafe {
-            if libc::syscall(libc::SYS_setgroups, groups.len(), groups.as_ptr()) != 0
-                || libc::syscall(libc::SYS_setresgid, gid, gid, gid) != 0
-                || libc::syscall(libc::SYS_setresuid, uid, uid, uid) != 0
-            {
-                return Err(errno());
-            }
-            for (i, (path, execute)) in paths.iter().enumerate() {
-                let ok = if *execute {
-                    libc::access(path.as_ptr(), libc::X_OK) == 0
-                } else {
-                    let fd = libc::open(
-                        path.as_ptr(),
-                        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY,
-                    );
-                    fd != -1 && libc::close(fd) == 0
-                };
-                if !ok {
-                    return Ok(Some((i, errno())));
-                }
-            }
-            Ok(None)
-        }
-    });
-    match checker.join() {
-        Ok(Ok(failed)) => Ok(failed),
-        Ok(Err(errno)) => Err(SysError::new("setresuid", io::Error::from_raw_os_error(errno))),
-        Err(_) => Err(SysError::new(
-            "pthread_join",
-            io::Error::from_raw_os_error(libc::EINVAL),
-        )),
-    }
-}
-
-/// Elsewhere: a forked process takes `ids` as `spawn_as` does and checks.
-#[cfg(not(target_os = "linux"))]
-pub fn access_as(ids: &Ids, paths: &[(&CStr, bool)]) -> SysResult<Option<(usize, i32)>> {
-    let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
-    let (reader, writer) = pipe()?;
-    let previous = SignalMask::all().swap()?;
-    // SAFETY: the child calls only async-signal-safe functions on prepared memory, then _exit.
-    let forked = cvt("fork", unsafe { libc::fork() });
-    if let Ok(0) = forked {
-        // SAFETY: as above; we are the only thread of the new process.
-        unsafe {
-            let mut failed = (u32::MAX, 0);
-            if libc::setgroups(groups.len() as _, groups.as_ptr()) == -1
-                || set_gid(ids.gid, ids.gid) == -1
-                || set_uid(ids.uid) == -1
-            {
-                failed = (0, errno());
-            } else {
-                for (i, &(path, execute)) in paths.iter().enumerate() {
-                    let ok = if execute {
-                        libc::access(path.as_ptr(), libc::X_OK) == 0
-                    } else {
-                        libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK) != -1
-                    };
-                    if !ok {
-                        failed = (i as u32, errno());
-                        break;
-                    }
-                }
-            }
-            let mut bytes = [0u8; 8];
-            bytes[..4].copy_from_slice(&failed.0.to_ne_bytes());
-            bytes[4..].copy_from_slice(&failed.1.to_ne_bytes());
-            libc::write(writer.as_raw_fd(), bytes.as_ptr().cast(), bytes.len());
-            libc::_exit(0)
-        }
-    }
-    previous.swap()?;
-    let pid = forked?;
-    drop(writer);
-    let mut bytes = [0u8; 8];
-    let got = read_full(reader.as_raw_fd(), &mut bytes)?;
-    wait(pid as u32)?;
-    if got != 8 {
-        return Err(SysError::new("fork", io::Error::from_raw_os_error(libc::ECHILD)));
-    }
-    let index = u32::from_ne_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-    let errno = i32::from_ne_bytes([bytes[4], bytes[5], bytes[6], bytes[7]]);
-    Ok(if index == u32::MAX {
-        None
-    } else {
-        Some((index as usize, errno))
-    })
 }

@@ -2,9 +2,9 @@
 //! variables, checked as `sd_listen_fds_with_names` checks them, and each descriptor as
 //! `sd_is_socket` does (docs/PROTOCOL.md, "Socket activation").
 
-use crate::socket::{self, Endpoint, FdKind, SocketType};
 use crate::sys;
-use crate::{Error, Result};
+use privsep_core::socket::{self, Endpoint, FdKind, SocketType};
+use privsep_core::{Error, Result};
 
 pub const PID: &str = "LISTEN_PID";
 pub const FDS: &str = "LISTEN_FDS";
@@ -38,7 +38,7 @@ pub fn decode(
         _ => return Err(malformed(format!("{} and {} must be set together", PID, FDS))),
     };
     let number = |name: &str, text: &str| -> Result<u32> {
-        crate::protocol::decimal(text)
+        privsep_core::protocol::decimal(text)
             .filter(|_| text.len() <= 9)
             .ok_or_else(|| malformed(format!("{} has {:?} where a number belongs", name, text)))
     };
