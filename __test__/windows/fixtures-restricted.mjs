@@ -45,6 +45,14 @@ try {
 } catch (err) {
   keyByPath = err.code
 }
+// W1 (issue 19): the console the child is attached to, opened by name rather than inherited.
+let consoleInput
+try {
+  fs.closeSync(fs.openSync('CONIN$', 'r'))
+  consoleInput = 'opened'
+} catch (err) {
+  consoleInput = err.code
+}
 const report = {
   role: 'child',
   pid: process.pid,
@@ -55,6 +63,7 @@ const report = {
   listener: { host: listener.host, port: listener.port, fd: listener.fd },
   env: protocol(),
   stdinIsConsole: tty.isatty(0),
+  consoleInput,
   broker: await requestFile(key).then(() => 'granted', (err) => err.code),
   token: addon.processToken(),
   handles: addon.openHandles()

@@ -228,6 +228,12 @@ test('in a console of its own, the elevated parent\'s stdin is the console and t
     const child = lines.find((line) => line.role === 'child')
     assert.ok(child, `no report from the child: ${JSON.stringify(lines)}`)
     assert.equal(child.stdinIsConsole, false, 'the child\'s stdin is the elevated console')
+    // W1 is open: the child still shares the elevated console, so it can open CONIN$ by name and
+    // read what is typed there. Recorded here, on real Windows, until the child has a console
+    // of its own (docs/SECURITY.md, "Windows").
+    await t.test('the child cannot open the elevated console by name (CONIN$)', { todo: 'issue 19 W1: needs a console of its own for the child and a Ctrl+C relay' }, () => {
+      assert.notEqual(child.consoleInput, 'opened', 'the child opened CONIN$')
+    })
   } finally {
     fs.rmSync(f.dir, { recursive: true, force: true, maxRetries: 5 })
   }
