@@ -6,6 +6,7 @@ mod activation;
 mod broker;
 mod js;
 mod process;
+mod region;
 mod user;
 
 // Every raw system call: core's, and on Unix the Node side's own beside them.
@@ -21,7 +22,6 @@ use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::protocol::{self, Entry, Passed};
-use privsep_core::region;
 use privsep_windows::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::{Error, Result};

@@ -326,3 +326,63 @@ pub fn settle_real_gid() -> SysResult<bool> {
     Ok(true)
 }
 
+/// The seals of `fd` (EINVAL: not a memfd).
+#[cfg(target_os = "linux")]
+pub fn seals(fd: RawFd) -> SysResult<i32> {
+    // SAFETY: F_GET_SEALS takes no argument and only reads the descriptor's file.
+    cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_GET_SEALS) })
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn seals(_fd: RawFd) -> SysResult<i32> {
+    Err(SysError::new("fcntl", io::Error::from_raw_os_error(libc::ENOSYS)))
+}
+
+/// The size of the file `fd` refers to.
+pub fn size(fd: RawFd) -> SysResult<u64> {
+    // SAFETY: all-zero is a valid `stat`; fstat fills it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid, writable stat buffer.
+    cvt("fstat", unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st.st_size as u64)
+}
+
+/// Maps `size` bytes of `fd` shared, readable and writable. The mapping outlives `fd` (the
+/// caller may close it) and is never unmapped: it lives as long as the process.
+pub fn map_shared(fd: RawFd, size: usize) -> SysResult<*mut u8> {
+    // SAFETY: a new mapping chosen by the kernel (no address given) aliases nothing of ours;
+    // a failure is MAP_FAILED, checked below.
+    let address = unsafe {
+        libc::mmap(
+            std::ptr::null_mut(),
+            size,
+            libc::PROT_READ | libc::PROT_WRITE,
+            libc::MAP_SHARED,
+            fd,
+            0,
+        )
+    };
+    if address == libc::MAP_FAILED {
+        return Err(SysError::new("mmap", io::Error::last_os_error()));
+    }
+    Ok(address.cast())
+}
+
+/// Sets the size of the file `fd` refers to (tests: a sealed region refuses).
+#[cfg(test)]
+pub fn truncate(fd: RawFd, size: u64) -> SysResult<()> {
+    // SAFETY: ftruncate takes no pointers.
+    cvt("ftruncate", unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(drop)
+}
+
+/// Adds `seals` to `fd` (tests: a region sealed with F_SEAL_SEAL refuses).
+#[cfg(all(test, target_os = "linux"))]
+pub fn add_seals(fd: RawFd, seals: i32) -> SysResult<()> {
+    // SAFETY: F_ADD_SEALS takes an int and no pointers.
+    cvt("fcntl", unsafe { libc::fcntl(fd, libc::F_ADD_SEALS, seals) }).map(drop)
+}
+
+#[cfg(all(test, not(target_os = "linux")))]
+pub fn add_seals(_fd: RawFd, _seals: i32) -> SysResult<()> {
+    Err(SysError::new("fcntl", io::Error::from_raw_os_error(libc::ENOSYS)))
+}

@@ -6,12 +6,6 @@
 
 pub mod restricted;
 
-/// The metrics region's calls, which `privsep-core`'s `region` uses on Windows: there is no
-/// monitor, so no region.
-#[cfg(windows)]
-#[path = "region_windows.rs"]
-pub mod region_sys;
-
 #[cfg_attr(windows, path = "sys_windows.rs")]
 #[cfg_attr(not(windows), path = "sys_other.rs")]
 pub mod sys;

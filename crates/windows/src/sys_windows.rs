@@ -11,6 +11,11 @@ use privsep_wire::handoff::Ids;
 use std::ffi::{CStr, CString};
 use std::io;
 
+// The metrics region's calls: there is no monitor on Windows, so no region.
+#[path = "region_windows.rs"]
+mod region;
+pub use region::*;
+
 fn unsupported<T>(syscall: &'static str) -> SysResult<T> {
     Err(SysError::new(
         syscall,

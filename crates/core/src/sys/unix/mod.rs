@@ -21,12 +21,14 @@ mod channel;
 mod handoff;
 mod paths;
 mod socket_files;
+mod region;
 pub use spawn::*;
 pub use process::*;
 pub use channel::*;
 pub use handoff::*;
 pub use paths::*;
 pub use socket_files::*;
+pub use region::*;
 
 /// The one place a `-1` becomes an error.
 pub fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {
