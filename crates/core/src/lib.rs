@@ -6,6 +6,7 @@
 
 pub mod activation;
 pub mod broker;
+pub mod fdstore;
 pub mod log;
 pub mod notify;
 pub mod paths;
