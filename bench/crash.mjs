@@ -78,11 +78,6 @@ async function plain () {
   return result
 }
 
-if (process.argv[3] === '--plain-only') {
-  const r = await plain()
-  console.log(r)
-  process.exit(0)
-}
 const why = container.unavailable()
 if (why !== undefined) throw new Error(why)
 await container.start(root)
