@@ -118,3 +118,16 @@ test('when the monitor dies (kill -9), the child finishes the request it has in 
   while (alive(first.pid) && Date.now() < deadline) await sleep(50)
   assert.equal(alive(first.pid), false, 'the child exits after its drain')
 })
+
+test('a listener the monitor bound for the child comes back from the store to the monitor, which gives it to the child that asks (not bound again)', async () => {
+  const [a, c] = [base + 11, base + 12]
+  const stored = [[`tcp4 127.0.0.1%3A${c}`, '127.0.0.1', c]]
+  const { first, messages, stderr, monitor } = await run({ listen: [['tcp4', `127.0.0.1:${a}`]], allow: [['tcp4', `127.0.0.1:${c}`]], request: [['tcp4', `127.0.0.1:${c}`]] }, { limit: 8, stored })
+  // The fake systemd holds `c` bound: had the monitor bound it again, the request would have failed (EADDRINUSE).
+  assert.equal(first.ready, true, stderr())
+  assert.match(await get(c), new RegExp(`^uid 65534 pid ${first.pid} 127\\.0\\.0\\.1:${c}$`))
+  await sleep(200)
+  const states = messages().map((m) => m.state)
+  assert.ok(!states.some((s) => s.endsWith(`%3A${c}`)), `c is neither removed nor stored again: ${states.join(' | ')}`)
+  process.kill(monitor, 'SIGTERM')
+})
