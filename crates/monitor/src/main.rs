@@ -11,8 +11,9 @@
 //! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
 //! 5. waits: a forwarded signal goes to the current child, SIGCHLD reaps children, and each
 //!    request on a broker channel is checked against the policy (`answer`, the one place
-//!    requests are decided) and answered with at most one descriptor; a message the protocol
-//!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
+//!    requests are decided) and answered with at most one descriptor (a listener bound for a
+//!    child goes to systemd's file descriptor store at once, when the unit has one: `store`);
+//!    a message the protocol does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
 //!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes; a
 //!    retired generation still running `readyTimeoutMs` after its SIGTERM gets SIGKILL;
