@@ -65,8 +65,9 @@ TimeoutStopSec=30
 # A crash of the monitor (kill -9, the OOM killer) restarts the unit at once; meanwhile the
 # listeners wait in systemd's file descriptor store with their backlog: clients wait, none is
 # refused. FDSTORE= tells privsep the store's size (systemd 254 sets it itself). systemd 254
-# and later also keep the store across stop + start with FileDescriptorStorePreserve=yes; 252
-# keeps it across restart and Restart=, and has no such setting.
+# and later also keep the store across stop + start with FileDescriptorStorePreserve=yes (a
+# stopped unit's ports then accept into a backlog nobody serves); 252 keeps it across restart
+# and Restart=, and has no such setting.
 Restart=on-failure
 RestartSec=100ms
 FileDescriptorStoreMax=${options.fdStoreMax ?? 64}
