@@ -131,3 +131,25 @@ test('a listener the monitor bound for the child comes back from the store to th
   assert.ok(!states.some((s) => s.endsWith(`%3A${c}`)), `c is neither removed nor stored again: ${states.join(' | ')}`)
   process.kill(monitor, 'SIGTERM')
 })
+
+test('a stored unix socket is taken while its file is there, and bound afresh (removed from the store, stored again) when its file is gone', async () => {
+  const unixGet = (socketPath) => new Promise((resolve) => {
+    http.get({ socketPath, path: '/', agent: false, timeout: 5000 }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c }).on('end', () => resolve(body.trim()))
+    }).on('error', (err) => resolve(err.code))
+  })
+  for (const gone of [false, true]) {
+    const socketPath = path.join(dir, `stored-${gone ? 'gone' : 'there'}.sock`)
+    fs.rmSync(socketPath, { force: true })
+    const name = `unix ${socketPath}`
+    const { first, messages, stderr, monitor } = await run({ listen: [['unix', socketPath]] }, { limit: 8, stored: [[name, 'unix', { path: socketPath, gone }]] })
+    assert.equal(first.ready, true, stderr())
+    assert.match(await unixGet(socketPath), new RegExp(`^uid 65534 pid ${first.pid} ${socketPath.replace(/[.]/g, '\\.')}$`))
+    await sleep(200)
+    const states = messages().map((m) => m.state).filter((s) => s.endsWith(name))
+    assert.deepEqual(states, gone ? [`FDSTOREREMOVE=1\nFDNAME=${name}`, `FDSTORE=1\nFDNAME=${name}`] : [], `file ${gone ? 'gone' : 'there'}`)
+    process.kill(monitor, 'SIGTERM')
+    await sleep(300)
+  }
+})
