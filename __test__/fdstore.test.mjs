@@ -17,7 +17,14 @@ import { alive, fixtures, tempDir } from './helpers.mjs'
 const dir = tempDir('privsep-fdstore-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
 const started = []
-afterEach(() => { for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL') })
+/** Monitors started, ended after each test (a failed test never sent its SIGTERM); the child then drains and exits. */
+const monitors = []
+afterEach(() => {
+  for (const child of started.splice(0)) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+  for (const pid of monitors.splice(0)) {
+    try { if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'privsep-monitor') process.kill(pid, 'SIGKILL') } catch {}
+  }
+})
 const base = 1100 + crypto.randomInt(400) * 8
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
@@ -48,6 +55,7 @@ async function run (config, { limit, stored = [] }) {
   const messages = () => fs.existsSync(out) ? fs.readFileSync(out, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l)) : []
   // The monitor is the child's parent (the fake systemd's own child, exec'd in place).
   const monitor = first.pid === undefined ? undefined : Number(fs.readFileSync(`/proc/${first.pid}/stat`, 'utf8').split(') ')[1].split(' ')[1])
+  if (monitor !== undefined) monitors.push(monitor)
   return { child, first, messages, stderr: () => stderr, exited, monitor }
 }
 
