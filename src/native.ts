@@ -51,6 +51,8 @@ export interface Native {
   restore (pid: string | undefined, fds: string | undefined, files: string | undefined, ppid: number): [entries: PassedEntry[], channel: number | null] | null
   openFile (path: string): number
   notify (socket: string, state: string): void
+  storeName (network: string, address: string): string | null
+  fdStore (socket: string, name: string, fd: number | null): void
   activated (listenPid: string | undefined, listenFds: string | undefined, listenFdnames: string | undefined, pid: number): Array<[fd: number, name: string, kind: string, address: string]> | null
   matches (fd: number, network: string, address: string): boolean
   brokerRequest (channel: number, id: number, request: BrokerRequest): Promise<number>
@@ -91,7 +93,7 @@ export interface ProcessToken {
 
 /** Every key of `Native`, once: the compiler rejects a missing or extra name here. */
 const nativeNames: Record<keyof Native, true> =
-  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, metricsRegion: true, queueSignal: true, decodeMessage: true,
+  { parseAddress: true, listen: true, restore: true, openFile: true, notify: true, storeName: true, fdStore: true, activated: true, matches: true, brokerRequest: true, handOff: true, execMonitor: true, readReport: true, close: true, metricsRegion: true, queueSignal: true, decodeMessage: true,
     spawnRestricted: true, waitChild: true, exitWithChild: true, processToken: true, openHandles: true, leakInheritable: true }
 
 /** The names the addon exports; package.test.mjs checks them against the built addon. */

@@ -224,7 +224,7 @@ export class Privsep {
     // Under socket activation a listener systemd passed is taken; one it did not pass (a
     // .socket unit that lists some of the program's listeners) is bound here as usual,
     // unless the program asked for it by its FileDescriptorName.
-    const fromSystemd = activated === undefined ? undefined : this.#claimActivated(activated, network, addr, options.name)
+    const fromSystemd = activated === undefined ? undefined : this.#claimStored(activated, network, addr) ?? this.#claimActivated(activated, network, addr, options.name)
     if (fromSystemd !== undefined) {
       this.#activation.taken.push(key)
       if (mode === 'immediate') return new Listener(network, addr, fromSystemd)
@@ -241,6 +241,7 @@ export class Privsep {
     const fd = withPath(() => native().listen(network, addr, backlog, fileMode), network === 'unix' ? addr : undefined)
     this.#listening.add(key)
     if (mode === 'immediate') return new Listener(network, addr, fd)
+    this.#store(fd, network, addr)
     this.#kept.push([fd, network, addr])
     return new Listener(network, addr, -1)
   }
@@ -391,6 +392,7 @@ export class Privsep {
     this.say?.('info', { pid: process.pid, pidFile: options.pidFile },
       `the pid to signal is ${process.pid} (this process${options.exit === false ? '' : ', which becomes privsep-monitor'}): SIGTERM stops${upgrade}; ` +
       `${(options.signals ?? forwardedSignals).join(', ')} reach the program`)
+    this.#settleStore(options)
     const kept = this.#kept
     if (options.exit === false) {
       const ended = runMonitor(kept, options, signals) // throws here when refused
@@ -589,6 +591,90 @@ export class Privsep {
     }
     found.claimed = true
     return found.fd
+  }
+
+  /**
+   * systemd's file descriptor store, when this process may use it (docs/PROTOCOL.md, "The file
+   * descriptor store"): `NOTIFY_SOCKET`, and `FDSTORE`, the store's size, set (systemd 254 sets
+   * it from FileDescriptorStoreMax=; the unit print-service prints sets it too).
+   */
+  #fdStore (): { socket: string, limit: number } | undefined {
+    const socket = process.env.NOTIFY_SOCKET
+    const limit = Number(process.env.FDSTORE)
+    if (process.platform !== 'linux' || socket === undefined || socket === '' || !Number.isInteger(limit) || limit <= 0) return undefined
+    return { socket, limit }
+  }
+
+  /** Listeners this process sent to the store. */
+  #stored = 0
+
+  /**
+   * In the root parent, right after `fd` is bound: kept in systemd's store too, so that it
+   * outlives a crash of the monitor (a full store is said, never silent).
+   */
+  #store (fd: number, network: Network, addr: string): void {
+    const store = this.#fdStore()
+    if (store === undefined) return
+    const name = native().storeName(network, addr)
+    const why = name === null
+      ? `its name is longer than systemd's 255 characters`
+      : this.#stored >= store.limit ? `the store holds ${store.limit} already (FDSTORE=${store.limit}, FileDescriptorStoreMax=); raise both to the number of listeners` : undefined
+    if (why !== undefined || name === null) {
+      const message = `ERR_PRIVSEP_FDSTORE_FULL: listen(${network} ${addr}) is not kept in systemd's file descriptor store: ${why ?? ''}; a crash of the monitor refuses its clients until the next start`
+      if (this.say !== undefined) this.say('warn', { code: 'ERR_PRIVSEP_FDSTORE_FULL', listener: `${network} ${addr}` }, message)
+      else process.emitWarning(message, { code: 'ERR_PRIVSEP_FDSTORE_FULL' })
+      return
+    }
+    native().fdStore(store.socket, name, fd)
+    this.#stored++
+  }
+
+  /**
+   * The listener systemd's store gave back for `network addr` (by its store name), validated
+   * as socket activation validates, and claimed; one under that name that is not that socket
+   * is closed and removed from the store (then bound afresh).
+   */
+  #claimStored (activated: Activated[], network: Network, addr: string): number | undefined {
+    const name = native().storeName(network, addr)
+    const found = activated.find((a) => !a.claimed && name !== null && a.name === name)
+    if (found === undefined) return undefined
+    found.claimed = true
+    // A unix socket's file may be gone (the monitor removes it when it ends): unreachable, so bound afresh.
+    const reachable = network !== 'unix' || fs.statSync(addr, { throwIfNoEntry: false })?.isSocket() === true
+    if (reachable && native().matches(found.fd, network, addr)) {
+      this.#stored++
+      return found.fd
+    }
+    this.#unstore(found, `is not the socket listen(${network} ${addr}) declares (${found.kind} ${found.address})`)
+    return undefined
+  }
+
+  /** Closes a stored descriptor and removes its name from systemd's store. */
+  #unstore (stored: Activated, why: string): void {
+    native().close(stored.fd)
+    const store = this.#fdStore()
+    if (store !== undefined) native().fdStore(store.socket, stored.name, null)
+    this.say?.('info', { name: stored.name }, `systemd's file descriptor store held ${JSON.stringify(stored.name)}, which ${why}: removed`)
+  }
+
+  /**
+   * At the hand-off: a stored listener that `allow.listeners` names goes to the monitor, which
+   * gives it to the child that asks; any other the store gave back and no listen() declared
+   * is removed from the store (FDSTOREREMOVE=1).
+   */
+  #settleStore (options: ForkExecOptions): void {
+    const allowed = new Map((options.allow?.listeners ?? []).map(([network, address]) => [native().storeName(network, native().parseAddress(network, address)), [network, native().parseAddress(network, address)] as const]))
+    for (const a of this.#activated ?? []) {
+      if (a.claimed || !networks.some((network) => a.name.startsWith(`${network} `))) continue
+      a.claimed = true
+      const declared = allowed.get(a.name)
+      if (declared !== undefined && native().matches(a.fd, declared[0], declared[1])) {
+        this.#stored++
+        this.#kept.push([a.fd, declared[0], declared[1]])
+      } else {
+        this.#unstore(a, 'the program no longer declares')
+      }
+    }
   }
 
   #claimSocket (key: string): number {

@@ -19,6 +19,8 @@ export interface ServiceOptions {
   reload: [node: string, cli: string]
   /** A folder under /run the program may write (unix sockets), e.g. its name. */
   runtimeDirectory?: string
+  /** How many listeners systemd's file descriptor store keeps (FileDescriptorStoreMax=). Default 64. */
+  fdStoreMax?: number
 }
 
 /** One ExecStart= word, quoted as systemd reads it: `$` and `%` doubled, quotes escaped. */
@@ -54,11 +56,23 @@ WorkingDirectory=${word(options.workingDirectory)}
 # one once the new one is ready; it returns then, or fails if the upgrade failed. SIGHUP
 # (systemctl kill -s HUP --kill-whom=main) renews keys in place: watchSecureContext().
 ExecReload=${options.reload.map(word).join(' ')} reload --pid $MAINPID
-# SIGTERM to the monitor only, which forwards it once: the child drains.
-KillMode=mixed
+# SIGTERM to the monitor only, which forwards it once: the child drains. The monitor ends what
+# the program leaves behind itself (a subreaper), so systemd need not: KillMode=process, since
+# under mixed or control-group a unit whose main process was killed can wait out the whole
+# TimeoutStopSec for a cgroup-empty notification before it restarts (systemd 252, cgroup v1).
+KillMode=process
 TimeoutStopSec=30
+# A crash of the monitor (kill -9, the OOM killer) restarts the unit at once; meanwhile the
+# listeners wait in systemd's file descriptor store with their backlog: clients wait, none is
+# refused. FDSTORE= tells privsep the store's size (systemd 254 sets it itself). systemd 254
+# and later also keep the store across stop + start with FileDescriptorStorePreserve=yes (a
+# stopped unit's ports then accept into a backlog nobody serves); 252 keeps it across restart
+# and Restart=, and has no such setting.
 Restart=on-failure
-${options.runtimeDirectory ? `RuntimeDirectory=${word(options.runtimeDirectory)}\n` : ''}UMask=0077
+RestartSec=100ms
+FileDescriptorStoreMax=${options.fdStoreMax ?? 64}
+Environment=FDSTORE=${options.fdStoreMax ?? 64}
+${options.runtimeDirectory ? `RuntimeDirectory=${word(options.runtimeDirectory)}\n# Kept across a restart: a unix socket in the store stays reachable by its path.\nRuntimeDirectoryPreserve=restart\n` : ''}UMask=0077
 
 # What the root side needs and no more: bind ports below 1024, drop to the user (groups, gid,
 # uid, the bounding set), and signal the child, which runs as another user.

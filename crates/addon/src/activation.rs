@@ -3,6 +3,7 @@
 //! `sd_is_socket` does (docs/PROTOCOL.md, "Socket activation").
 
 use crate::sys;
+use privsep_core::fdstore::MAX_NAME;
 use privsep_core::socket::{self, Endpoint, FdKind, SocketType};
 use privsep_core::{Error, Result};
 
@@ -103,9 +104,6 @@ pub fn decode(
 pub fn matches(fd: i32, endpoint: &Endpoint) -> bool {
     socket::validate(fd, endpoint).is_ok()
 }
-
-/// Longest name systemd gives a descriptor (`FDNAME_MAX`).
-pub const MAX_NAME: usize = 255;
 
 /// `LISTEN_FDNAMES` as systemd writes it: names separated by `:`, each 1 to 255 printable
 /// ASCII characters other than `:` (systemd's `fdname_is_valid`); `""` is no names at all.

@@ -19,6 +19,7 @@ use privsep_core::sys;
 use js::{Cx, Fail};
 use privsep_core::broker::Request;
 use privsep_core::handoff::{self, Handoff, Report};
+use privsep_core::fdstore;
 use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::protocol::{self, Entry, Passed};
@@ -238,6 +239,32 @@ unsafe extern "C" fn matches(env: napi_env, info: napi_callback_info) -> napi_va
 unsafe extern "C" fn notify_systemd(env: napi_env, info: napi_callback_info) -> napi_value {
     js::export(env, info, |cx, args| {
         notify::send(&cx.string(args[0], "socket")?, &cx.string(args[1], "state")?)?;
+        cx.undefined()
+    })
+}
+
+/// `storeName(network, address): string | null`: the name listener `network address` is kept
+/// under in systemd's file descriptor store; null when too long (crates/core/src/fdstore.rs).
+unsafe extern "C" fn store_name(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        match fdstore::name(&cx.string(args[0], "network")?, &cx.string(args[1], "address")?) {
+            Some(name) => cx.create_string(&name),
+            None => cx.null(),
+        }
+    })
+}
+
+/// `fdStore(socket, name, fd | null): void`: sends listener `fd` to systemd's file descriptor
+/// store under `name` (`FDSTORE=1`), or with null removes what is stored under it
+/// (`FDSTOREREMOVE=1`).
+unsafe extern "C" fn fd_store(env: napi_env, info: napi_callback_info) -> napi_value {
+    js::export(env, info, |cx, args| {
+        let socket = cx.string(args[0], "socket")?;
+        let name = cx.string(args[1], "name")?;
+        match cx.optional_number(args[2], "fd")? {
+            Some(fd) => fdstore::store(&socket, &name, fd as i32)?,
+            None => fdstore::remove(&socket, &name)?,
+        }
         cx.undefined()
     })
 }
@@ -554,12 +581,14 @@ unsafe extern "C" fn close(env: napi_env, info: napi_callback_info) -> napi_valu
 #[no_mangle]
 pub unsafe extern "C" fn napi_register_module_v1(env: napi_env, exports: napi_value) -> napi_value {
     let cx = Cx::new(env);
-    let functions: [(&str, napi_callback); 21] = [
+    let functions: [(&str, napi_callback); 23] = [
         ("parseAddress", Some(parse_address)),
         ("listen", Some(listen)),
         ("restore", Some(restore)),
         ("openFile", Some(open_file)),
         ("notify", Some(notify_systemd)),
+        ("storeName", Some(store_name)),
+        ("fdStore", Some(fd_store)),
         ("activated", Some(activated)),
         ("matches", Some(matches)),
         ("brokerRequest", Some(broker_request)),

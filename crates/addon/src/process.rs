@@ -40,12 +40,13 @@ pub fn queue_and_wait(pid: u32, signal: i32, timeout_ms: u32) -> Result<Option<i
 /// since exec, see `spawn::exec_gid`), its real gid the effective one again and then, as the
 /// exec with unequal ids cleared it, the parent-death signal set again while its parent is
 /// `parent`. A process whose ids were equal already (one that restores in-process) keeps its
-/// death signal as it is.
+/// death signal as it is. The signal is SIGTERM, as `spawn` sets it: when the monitor dies,
+/// the child drains what it has in flight, as on any SIGTERM, and exits.
 pub fn settle_child(parent: u32) -> Result<()> {
     set_not_dumpable()?;
     let settled = sys::settle_real_gid().map_err(|e| e.about("the real gid"))?;
     if settled && cfg!(target_os = "linux") {
-        die_with_parent(parent)?;
+        sys::signal_with_parent(parent, SIGTERM).map_err(|e| e.about(format!("parent {}", parent)))?;
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 //! `privsep_windows`'s.
 
 pub mod broker;
+pub mod fdstore;
 pub mod log;
 pub mod notify;
 pub mod paths;

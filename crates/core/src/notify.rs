@@ -15,6 +15,11 @@ pub fn child_may_send(state: &str) -> bool {
 
 /// Sends `state` to `socket` (`NOTIFY_SOCKET`'s value). An empty `socket` sends nothing.
 pub fn send(socket: &str, state: &str) -> Result<()> {
+    send_fd(socket, state, None)
+}
+
+/// [`send`], with descriptor `fd` attached (`FDSTORE=1`, crates/core/src/fdstore.rs).
+pub fn send_fd(socket: &str, state: &str, fd: Option<i32>) -> Result<()> {
     if socket.is_empty() {
         return Ok(());
     }
@@ -28,7 +33,11 @@ pub fn send(socket: &str, state: &str) -> Result<()> {
     if address[0] == b'@' {
         address[0] = 0;
     }
-    sys::send_datagram(&address, state.as_bytes()).map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
+    match fd {
+        Some(fd) => sys::send_datagram_fd(&address, state.as_bytes(), fd),
+        None => sys::send_datagram(&address, state.as_bytes()),
+    }
+    .map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
 }
 
 #[cfg(test)]

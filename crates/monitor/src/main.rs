@@ -11,8 +11,9 @@
 //! 4. closes its copies of the passed files (it keeps the listeners, to hand out again);
 //! 5. waits: a forwarded signal goes to the current child, SIGCHLD reaps children, and each
 //!    request on a broker channel is checked against the policy (`answer`, the one place
-//!    requests are decided) and answered with at most one descriptor; a message the protocol
-//!    does not allow closes the channel. The upgrade signal (or a child's request) starts the
+//!    requests are decided) and answered with at most one descriptor (a listener bound for a
+//!    child goes to systemd's file descriptor store at once, when the unit has one: `store`);
+//!    a message the protocol does not allow closes the channel. The upgrade signal (or a child's request) starts the
 //!    next generation with the same listeners and its files opened again; when it calls
 //!    ready(), the old one gets SIGTERM; if it ends or misses its deadline first, it goes; a
 //!    retired generation still running `readyTimeoutMs` after its SIGTERM gets SIGKILL;
@@ -26,6 +27,7 @@
 //! it shares with the child, through `privsep_core::log`: bounded, escaped, never failing.
 
 use privsep_core::broker::{self, Policy, Reply, Request};
+use privsep_core::fdstore;
 use privsep_core::handoff::{encode_report, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
@@ -146,6 +148,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     let say = |state: &str| {
         let _ = notify::send(&handoff.notify_socket, state);
     };
+    // systemd's file descriptor store, when this is the main process and the unit has one: what
+    // the Node side bound is there already; a listener bound here goes there at once.
+    let store_limit = if handoff.parent_pid == 0 { fdstore::limit(&handoff.env) } else { 0 };
+    let mut stored = held.len();
     let status = 'serving: loop {
         if let (Some(status), true) = (ended, draining.is_empty()) {
             break 'serving status;
@@ -245,6 +251,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 }
                 Served::Upgrade | Served::Answered => {}
             }
+        }
+        if stored < held.len() {
+            store(&held[stored..], stored, store_limit, &handoff.notify_socket);
+            stored = held.len();
         }
         if let (true, Some((g, _))) = (ready[3], next.as_mut()) {
             if let Some(Err(err)) = g.starting.take().map(|s| s.finish(false)) {
@@ -645,6 +655,24 @@ fn answer(
         Err(err) => {
             log!("the child's request for {} failed: {}", what, err);
             (Reply::failed(id, &err), None, false)
+        }
+    }
+}
+
+/// Sends the listeners `new`, bound for a child, to systemd's file descriptor store (when
+/// `limit` says the unit has one), `before` being how many the store holds already; each one
+/// past the limit is logged, never dropped in silence.
+fn store(new: &[(Endpoint, i32)], before: usize, limit: usize, notify_socket: &str) {
+    for (i, (endpoint, fd)) in new.iter().enumerate() {
+        let what = format!("{} {}", endpoint.network.name(), endpoint);
+        let sent = match fdstore::endpoint_name(endpoint) {
+            _ if limit == 0 || notify_socket.is_empty() => Ok(()),
+            _ if before + i >= limit => Err(fdstore::full(&what, limit)),
+            Some(name) => fdstore::store(notify_socket, &name, *fd),
+            None => Err(Error::invalid("ERR_PRIVSEP_FDSTORE_FULL", format!("{}: its name is longer than systemd's 255", what))),
+        };
+        if let Err(err) = sent {
+            log!("{}: {}", err.code(), err);
         }
     }
 }

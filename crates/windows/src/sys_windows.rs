@@ -201,6 +201,10 @@ pub fn send_datagram(_address: &[u8], _bytes: &[u8]) -> SysResult<()> {
     unsupported("sendto")
 }
 
+pub fn send_datagram_fd(_address: &[u8], _bytes: &[u8], _fd: i32) -> SysResult<()> {
+    unsupported("sendmsg")
+}
+
 pub fn seqpacket_pair() -> SysResult<(Fd, Fd)> {
     unsupported("socketpair")
 }
@@ -241,6 +245,10 @@ pub fn children() -> SysResult<Vec<u32>> {
 }
 
 pub fn die_with_parent(_parent: u32) -> SysResult<()> {
+    unsupported("prctl")
+}
+
+pub fn signal_with_parent(_parent: u32, _signal: i32) -> SysResult<()> {
     unsupported("prctl")
 }
 

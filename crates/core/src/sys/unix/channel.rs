@@ -222,10 +222,15 @@ pub fn die_by_signal(signal: i32) -> ! {
 
 /// This process gets SIGKILL when `parent` dies (and at once if it already has).
 pub fn die_with_parent(parent: u32) -> SysResult<()> {
+    signal_with_parent(parent, libc::SIGKILL)
+}
+
+/// This process gets `signal` when `parent` dies (and at once if it already has).
+pub fn signal_with_parent(parent: u32, signal: c_int) -> SysResult<()> {
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl.
     cvt("prctl", unsafe {
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
+        libc::prctl(libc::PR_SET_PDEATHSIG, signal as libc::c_ulong, 0, 0, 0)
     })?;
     // SAFETY: getppid has no preconditions.
     if unsafe { libc::getppid() } as u32 != parent {
@@ -309,5 +314,49 @@ pub fn set_not_dumpable() -> SysResult<()> {
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl.
     cvt("prctl", unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) })?;
+    Ok(())
+}
+
+/// Sends one datagram with descriptor `fd` attached (SCM_RIGHTS) to the unix socket at
+/// `address` (a path, or a leading NUL for the abstract namespace), without blocking: systemd's
+/// `FDSTORE=1`.
+pub fn send_datagram_fd(address: &[u8], bytes: &[u8], fd: RawFd) -> SysResult<()> {
+    let socket = new_socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
+    // SAFETY: all-zero is a valid sockaddr_un.
+    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    if address.is_empty() || address.len() >= sun.sun_path.len() {
+        return Err(SysError::new("sendmsg", io::Error::from_raw_os_error(libc::ENAMETOOLONG)));
+    }
+    for (dst, src) in sun.sun_path.iter_mut().zip(address) {
+        *dst = *src as c_char;
+    }
+    let len = mem::size_of::<libc::sa_family_t>() + address.len() + usize::from(address[0] != 0);
+    let mut iov = libc::iovec {
+        iov_base: bytes.as_ptr() as *mut _,
+        iov_len: bytes.len(),
+    };
+    // SAFETY: all-zero is a valid msghdr.
+    let mut msg: libc::msghdr = unsafe { mem::zeroed() };
+    msg.msg_name = (&mut sun as *mut libc::sockaddr_un).cast();
+    msg.msg_namelen = len as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    let mut control = [0u64; 4];
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<c_int>() as u32) } as _;
+    // SAFETY: the control buffer holds one cmsghdr with room for one int.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(&msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<c_int>() as u32) as _;
+        ptr::write_unaligned(libc::CMSG_DATA(header) as *mut c_int, fd);
+    }
+    // SAFETY: `msg` points at live buffers of the lengths given.
+    if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_DONTWAIT) } == -1 {
+        return Err(SysError::new("sendmsg", io::Error::last_os_error()));
+    }
     Ok(())
 }

@@ -326,10 +326,12 @@ impl<'a> Child<'a> {
         #[cfg(target_os = "linux")]
         {
             // After the drop: changing credentials clears the parent-death signal. The parent
-            // may have died before it was set, hence the getppid check.
+            // may have died before it was set, hence the getppid check. SIGTERM, not SIGKILL:
+            // when the monitor dies (kill -9, a crash) the child drains what it has in flight
+            // within its grace, as on any SIGTERM, and exits (docs/SECURITY.md, "When the monitor dies").
             step!(
                 PRCTL,
-                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0)
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM as libc::c_ulong, 0, 0, 0)
             );
             if libc::getppid() != self.parent {
                 return (PRCTL, libc::ESRCH);
