@@ -153,6 +153,15 @@ mod tests {
     }
 
     /// What docs/PROTOCOL.md does not allow, once accepted (issue 13).
+    /// What the store is given back under is a name this parser takes (`privsep_core::fdstore`).
+    #[test]
+    fn stored_names_parse() {
+        let name = privsep_core::fdstore::name;
+        for n in [name("tcp", "0.0.0.0:443").unwrap(), name("unix", "/run/caf\u{e9}:1").unwrap()] {
+            assert_eq!(parse_names(&n).unwrap(), [n.clone()]);
+        }
+    }
+
     #[test]
     fn only_the_grammar_is_accepted() {
         let code = |p, f, n| decode(Some(p), Some(f), n, 7).unwrap_err().code();
