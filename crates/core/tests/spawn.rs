@@ -20,6 +20,7 @@ fn shell(script: &str) -> Command {
         cwd: None,
         channel: None,
         region: None,
+        sandbox: None,
     }
 }
 
