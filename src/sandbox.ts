@@ -4,6 +4,7 @@
 const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
 const path = process.getBuiltinModule('node:path')
 import { PrivsepError } from './errors.js'
+import { isSea } from './native.js'
 
 /** `forkExecUnprivileged({ sandbox })`: what the child may reach beyond the default profile. */
 export interface SandboxOptions {
@@ -45,13 +46,15 @@ const CONNECT_LISTED = 8
 /**
  * What Node needs from the system, read-only: TLS configuration and CA certificates (without
  * openssl.cnf Node exits before any JavaScript runs), time zones, the resolver's files (or
- * dns.lookup fails), the loader's cache, and randomness. /dev/null (read and write) and the
+ * dns.lookup fails), the user and group names (or os.userInfo() fails; no password hash is
+ * in them), the loader's cache, and randomness. /dev/null (read and write) and the
  * child's own /proc/self are added by the fork itself.
  */
 export const systemFiles: readonly string[] = [
   '/etc/ssl', '/usr/lib/ssl', '/usr/share/ca-certificates', '/usr/local/share/ca-certificates', '/etc/pki/tls', '/etc/ca-certificates',
   '/etc/localtime', '/usr/share/zoneinfo',
   '/etc/hosts', '/etc/resolv.conf', '/etc/nsswitch.conf', '/etc/host.conf', '/etc/gai.conf',
+  '/etc/passwd', '/etc/group',
   '/etc/ld.so.cache', '/dev/urandom'
 ]
 
@@ -111,7 +114,9 @@ function mappedExecutables (): string[] {
  */
 export function sandboxProfile (option: false | SandboxOptions | undefined, script: string | undefined): SandboxProfile {
   if (option === false || process.platform !== 'linux') return { flags: 0, read: [], execute: [], write: [], connect: [] }
-  const own = path.dirname(path.dirname(new URL(import.meta.url).pathname)) // dist/.. : privsep's package root
+  // privsep's package root (dist/..); in a single executable application, the executable's
+  // folder, where its addon, monitor and node_modules are.
+  const own = isSea() ? path.dirname(process.execPath) : path.dirname(path.dirname(new URL(import.meta.url).pathname))
   const tree = script !== undefined ? [packageRoot(path.dirname(path.resolve(script)))] : []
   const extraCa = process.env.NODE_EXTRA_CA_CERTS
   const real = (file: string): string => { try { return fs.realpathSync(file) } catch { return file } }
