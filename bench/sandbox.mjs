@@ -41,7 +41,7 @@ function get (port, agent) {
 /** Starts the server; ms from launch to its first answer, and a function that stops it. */
 async function launch (mode) {
   const started = process.hrtime.bigint()
-  const child = spawn(process.execPath, [server, String(ports[mode]), mode], { env, cwd: join(server, '..'), stdio: ['ignore', 'ignore', 'inherit'] })
+  const child = spawn(process.execPath, [server, String(ports[mode]), mode], { env, cwd: join(server, '..'), stdio: 'ignore' })
   const exited = new Promise((resolve) => child.on('exit', resolve))
   for (;;) {
     if (await get(ports[mode], false)) break
