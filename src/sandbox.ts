@@ -67,6 +67,10 @@ const invalid = (message: string): PrivsepError => new PrivsepError('ERR_PRIVSEP
 /** Checks `options.sandbox` before anything starts. */
 export function checkSandboxOption (option: unknown): void {
   if (option === undefined || option === false) return
+  if (process.platform !== 'linux' && (option as SandboxOptions)?.require === true) {
+    throw new PrivsepError('ERR_PRIVSEP_SANDBOX', `forkExecUnprivileged: options.sandbox.require, but ${process.platform} has no Landlock or seccomp: ` +
+      (process.platform === 'win32' ? 'the restricted token is what the child gets there (docs/SECURITY.md, "Windows"); ' : '') + 'leave require out')
+  }
   if (typeof option !== 'object' || option === null) throw invalid(' must be false or { read?, write?, execute?, connect?, ioUring?, require? }')
   const given = option as Record<string, unknown>
   for (const key of Object.keys(given)) {
@@ -143,7 +147,7 @@ export function sandboxProfile (option: false | SandboxOptions | undefined, scri
 export function parseSandboxState (text: string | undefined, started: boolean): SandboxState {
   const none = (state: SandboxState['state']): SandboxState => ({ state, landlock: false, seccomp: false, abi: 0, required: false, missing: [] })
   if (text === undefined) return none(started && process.platform === 'linux' ? 'off' : 'not applicable')
-  const match = /^v1 landlock:([y-]) seccomp:([y-]) abi:(0|[1-9][0-9]{0,3}) required:([01]) missing:((?:[a-z_]+(?:,[a-z_]+)*)?)$/.exec(text)
+  const match = /^v1 landlock:([y-]) seccomp:([y-]) abi:(0|[1-9][0-9]{0,3}) required:([01]) missing:((?:(?:refer|truncate|net|ioctl_dev|scopes|landlock)(?:,(?:refer|truncate|net|ioctl_dev|scopes|landlock))*)?)$/.exec(text)
   if (match === null) throw new PrivsepError('ERR_PRIVSEP_ENV_MALFORMED', `PRIVSEP_SANDBOX ${JSON.stringify(text)} is not a sandbox state (docs/PROTOCOL.md)`)
   const landlock = match[1] === 'y'
   const seccomp = match[2] === 'y'

@@ -209,7 +209,8 @@ pub fn start(command: &Command) -> Result<Starting> {
     let mut env = Vec::new();
     for var in &command.env {
         let name = var.split('=').next().unwrap_or("");
-        if !protocol_vars.iter().any(|(n, _)| *n == name) {
+        // The sandbox's state is the fork's to say (sandbox.rs), never the environment's.
+        if !protocol_vars.iter().any(|(n, _)| *n == name) && name != "PRIVSEP_SANDBOX" {
             env.push(c_string("environment variable", var)?);
         }
     }
@@ -245,7 +246,7 @@ fn prepare_sandbox(sandbox: &Sandbox) -> Result<sys::Sandboxing> {
         return Err(Error::invalid(
             "ERR_PRIVSEP_SANDBOX",
             format!(
-                "the sandbox is required (sandbox.require) but this kernel lacks part of it: Landlock ABI {} is missing {}; run on a kernel with Landlock ABI 6 or later (Linux 6.12), or drop sandbox.require to start with what it has",
+                "the sandbox is required (sandbox.require) but this kernel (or an emulator such as qemu-user) lacks part of it: Landlock ABI {} is missing {}; run on a kernel with Landlock ABI 6 or later (Linux 6.12), or drop sandbox.require to start with what it has",
                 prepared.abi,
                 missing.join(", ")
             ),
