@@ -125,7 +125,10 @@ export function sandboxProfile (option: false | SandboxOptions | undefined, scri
   // privsep's package root (dist/..); in a single executable application, the executable's
   // folder, where its addon, monitor and node_modules are.
   const own = isSea() ? path.dirname(process.execPath) : path.dirname(path.dirname(new URL(import.meta.url).pathname))
-  const tree = script !== undefined ? [packageRoot(path.dirname(path.resolve(script)))] : []
+  // A script with no package.json above it has its folder as its tree; at / that would be
+  // everything, so then only the script itself.
+  const root = script !== undefined ? packageRoot(path.dirname(path.resolve(script))) : undefined
+  const tree = root === undefined ? [] : root === '/' ? [path.resolve(script as string)] : [root]
   const extraCa = process.env.NODE_EXTRA_CA_CERTS
   const real = (file: string): string => { try { return fs.realpathSync(file) } catch { return file } }
   const flags = ON | (option?.require === true ? REQUIRED : 0) | (option?.ioUring === true ? IO_URING : 0) | (option?.connect !== undefined ? CONNECT_LISTED : 0)
