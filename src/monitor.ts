@@ -49,7 +49,7 @@ export interface ForkExecOptions {
   allow?: BrokerPolicy
   /**
    * The kernel sandbox the child starts in (Linux: Landlock and a seccomp deny-list, applied
-   * before exec; docs/SECURITY.md, "The sandbox"). Default: on, with the default profile.
+   * before exec; docs/SECURITY.md, "The child starts in a kernel sandbox"). Default: on.
    * `false`: none. An object widens the profile (folders to read or write, programs to
    * execute, ports to connect to, io_uring) or requires it whole (`require`).
    */

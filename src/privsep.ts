@@ -316,7 +316,7 @@ export class Privsep {
     // What the fork enforced (docs/PROTOCOL.md, "The sandbox"), said once; then unset.
     this.#sandbox = parseSandboxState(process.env.PRIVSEP_SANDBOX, true)
     delete process.env.PRIVSEP_SANDBOX
-    this.say?.(this.#sandbox.state === 'full' ? 'info' : 'warn', { sandbox: this.#sandbox }, describeSandbox(this.#sandbox))
+    this.say?.(['full', 'not applicable'].includes(this.#sandbox.state) ? 'info' : 'warn', { sandbox: this.#sandbox }, describeSandbox(this.#sandbox))
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
       passed.unclaimed.add(fd)
