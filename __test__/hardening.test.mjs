@@ -141,7 +141,8 @@ describe('ending what runs as nobody (T3-5, T3-6)', () => {
   })
 
   test('a leftover traced by another process of nobody\'s (which never reaps it) holds the monitor\'s end for a bounded time only', async () => {
-    const run = start('generations.mjs', { address: '127.0.0.1:63', leftover: true })
+    // The leftover is python, which the sandbox would not let the child execute: off here.
+    const run = start('generations.mjs', { address: '127.0.0.1:63', leftover: true, spawn: { sandbox: false } })
     runs.push(run)
     const { leftover } = await run.next()
     assert.equal((await run.next()).ready, 1)

@@ -14,6 +14,7 @@ import { importSource, percentEncode, report } from './helpers.mjs'
 // conversion (src/errors.ts), which must make each of them a PrivsepError.
 const { platformTriple } = await importSource('native')
 const { fromNative, PrivsepError } = await importSource('errors')
+const { parseSandboxState } = await importSource('sandbox')
 const raw = createRequire(import.meta.url)(new URL(`../privsep.${platformTriple()}.node`, import.meta.url).pathname)
 const addon = Object.fromEntries(Object.entries(raw).map(([name, fn]) => [name, (...args) => {
   try { return fn(...args) } catch (err) { throw fromNative(err) }
@@ -171,6 +172,34 @@ test('LISTEN_FDNAMES: names the grammar allows parse, anything else is ERR_PRIVS
       else if (!refusedWith(parsed ? undefined : code, ['ERR_PRIVSEP_ACTIVATION_MALFORMED'])) assert.ok(validNames(text), JSON.stringify(text))
       if (found) assert.deepEqual(found.map(([, name]) => name), text === '' ? [] : text.split(':'))
     }
+  }), options)
+})
+
+// The sandbox state the monitor gives the child (docs/PROTOCOL.md, "The sandbox").
+const sandboxLine = /^v1 landlock:[y-] seccomp:[y-] abi:(?:0|[1-9][0-9]{0,3}) required:[01] missing:(?:(?:refer|truncate|net|ioctl_dev|scopes|landlock)(?:,(?:refer|truncate|net|ioctl_dev|scopes|landlock))*)?$/
+/** The code parseSandboxState throws for `text` (its bundle has its own PrivsepError class). */
+function sandboxCode (text) {
+  try {
+    parseSandboxState(text, true)
+    return undefined
+  } catch (err) {
+    assert.equal(err?.constructor?.name, 'PrivsepError', `not a PrivsepError: ${err?.stack ?? err}`)
+    return err.code
+  }
+}
+test('PRIVSEP_SANDBOX: the lines the spec allows parse to a state that says what is missing, anything else is ERR_PRIVSEP_ENV_MALFORMED', () => {
+  const missingNames = ['refer', 'truncate', 'net', 'ioctl_dev', 'scopes', 'landlock']
+  const line = fc.tuple(fc.boolean(), fc.boolean(), fc.integer({ min: 0, max: 9999 }), fc.boolean(), fc.subarray(missingNames))
+    .map(([landlock, seccomp, abi, required, missing]) => `v1 landlock:${landlock ? 'y' : '-'} seccomp:${seccomp ? 'y' : '-'} abi:${abi} required:${required ? 1 : 0} missing:${missing.join(',')}`)
+  check(fc.property(line, noise, fc.double({ min: 0, max: 1, noNaN: true }), fc.boolean(), (text, piece, at, remove) => {
+    const state = parseSandboxState(text, true)
+    assert.equal(state.landlock, text.includes('landlock:y'))
+    assert.equal(state.seccomp, text.includes('seccomp:y'))
+    assert.equal(state.state === 'full', state.landlock && state.seccomp && text.endsWith('missing:'), text)
+    assert.equal(state.state === 'none', !state.landlock && !state.seccomp, text)
+    const edited = edit(text, piece, at, remove)
+    if (edited === text) return
+    if (!refusedWith(sandboxCode(edited), ['ERR_PRIVSEP_ENV_MALFORMED'])) assert.ok(sandboxLine.test(edited), JSON.stringify(edited))
   }), options)
 })
 

@@ -12,8 +12,8 @@ import { fileURLToPath } from 'node:url'
 const root = fileURLToPath(new URL('..', import.meta.url))
 const doc = path.join(root, 'docs', 'SECURITY.md')
 /** The table's rows, in order, and the tests that feed each. */
-export const kinds = ['bad inputs', 'hostile child attempts', 'path attacks', 'exhaustion cases', 'leak checks', 'signal storms', 'same user attacks', 'terminal reads']
-export const adversarialTests = ['broker.test.mjs', 'core-errors.test.mjs', 'hardening.test.mjs', 'monitor.test.mjs', 'parsers.test.mjs', 'stress.test.mjs']
+export const kinds = ['bad inputs', 'hostile child attempts', 'path attacks', 'exhaustion cases', 'leak checks', 'signal storms', 'same user attacks', 'terminal reads', 'sandboxed child attempts']
+export const adversarialTests = ['broker.test.mjs', 'core-errors.test.mjs', 'hardening.test.mjs', 'monitor.test.mjs', 'parsers.test.mjs', 'sandbox.test.mjs', 'stress.test.mjs']
 const begin = '<!-- security-report: written by `npm run security-report`; npm test checks the counts -->'
 
 /** Sums the JSON lines of a SECURITY_REPORT file per kind. */

@@ -13,6 +13,7 @@ import type { ConnectionRegistry } from './connections.js'
 export { Privsep } from './privsep.js'
 export { Listener, type ListenOptions, type Network } from './listener.js'
 export { PrivsepError, type PrivsepErrorCode } from './errors.js'
+export { type SandboxOptions, type SandboxState } from './sandbox.js'
 export { forwardedSignals, type BrokerPolicy, type ChildExit, type ForkExecOptions } from './monitor.js'
 
 /** This process's privsep state: it has one set of passed descriptors and one parent. */

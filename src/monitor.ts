@@ -5,6 +5,7 @@ const os = process.getBuiltinModule('node:os') // not `import`: see src/index.ts
 import { fromNative, PrivsepError } from './errors.js'
 import type { Network } from './listener.js'
 import { isSea, monitorPath, native, type MonitorReport, type PassedEntry } from './native.js'
+import { checkSandboxOption, sandboxProfile, type SandboxOptions } from './sandbox.js'
 
 export interface ForkExecOptions {
   /** The user to run as; its supplementary groups come along. Must not be root. */
@@ -47,6 +48,13 @@ export interface ForkExecOptions {
    */
   allow?: BrokerPolicy
   /**
+   * The kernel sandbox the child starts in (Linux: Landlock and a seccomp deny-list, applied
+   * before exec; docs/SECURITY.md, "The child starts in a kernel sandbox"). Default: on.
+   * `false`: none. An object widens the profile (folders to read or write, programs to
+   * execute, ports to connect to, io_uring) or requires it whole (`require`).
+   */
+  sandbox?: false | SandboxOptions
+  /**
    * true (default): this process becomes the monitor, which ends the way the child ends (its
    * exit code, or death by its signal). false: start the monitor as a child and resolve
    * with how the program ended, for tests and embedders.
@@ -85,6 +93,7 @@ export function checkOptions (options: ForkExecOptions): void {
   if (umask !== undefined && !(Number.isInteger(umask) && umask >= 0 && umask <= 0o777)) {
     throw invalid(`options.umask must be an integer from 0 to 0o777, not ${String(umask)}`)
   }
+  checkSandboxOption(options.sandbox)
   const { allow } = options
   if (allow !== undefined && (typeof allow !== 'object' || allow === null)) throw invalid('options.allow must be { files?, folders?, listeners? }')
   for (const key of ['files', 'folders', 'listeners'] as const) {
@@ -158,6 +167,7 @@ function request (options: ForkExecOptions, signals: SignalNumbers, passed: Pass
     parentPid,
     passed,
     allow: allowEntries(options.allow),
+    sandbox: sandboxProfile(options.sandbox, script),
     readable: script !== undefined && process.getBuiltinModule('node:fs').statSync(script, { throwIfNoEntry: false })?.isFile() === true ? [script] : []
   }
 }

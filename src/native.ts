@@ -31,6 +31,8 @@ export interface HandOffRequest {
   allow: Array<[kind: string, value: string]>
   /** Files the user must be able to read (the program's script). */
   readable: string[]
+  /** The child's kernel sandbox (src/sandbox.ts; flags 0: none). */
+  sandbox: import('./sandbox.js').SandboxProfile
   /** `NOTIFY_SOCKET`, for the monitor to send systemd notifications to. */
   notifySocket?: string
   /** The signal number that starts an upgrade (0: none). */

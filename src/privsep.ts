@@ -5,6 +5,7 @@ const fs = process.getBuiltinModule('node:fs') // not `import`: see src/index.ts
 import { fromNative, PrivsepError } from './errors.js'
 import { Listener, networks, type ListenOptions, type Network } from './listener.js'
 import { native, type BrokerRequest, type PassedEntry } from './native.js'
+import { describeSandbox, parseSandboxState, type SandboxState } from './sandbox.js'
 import { checkOptions, execMonitor, forwardedSignals, runMonitor, signalNumbers, type ChildExit, type ForkExecOptions } from './monitor.js'
 import { checkWindowsOptions, isElevated, startRestricted } from './windows.js'
 import { programMetrics } from './program-metrics.js'
@@ -150,6 +151,9 @@ export class Privsep {
   }
   /** Child: what was restored from the parent. */
   #passed: Passed | undefined
+  #sandbox: SandboxState = parseSandboxState(undefined, false)
+  /** The kernel sandbox this process started in, as the fork reported it (`not applicable` outside a privsep child). */
+  get sandbox (): SandboxState { return this.#sandbox }
   #watchdog: NodeJS.Timeout | undefined
   #generation = 1
   /** Child: the broker channel to the monitor, until it closes. */
@@ -310,6 +314,10 @@ export class Privsep {
       }
     }
     for (const name of ENV) delete process.env[name]
+    // What the fork enforced (docs/PROTOCOL.md, "The sandbox"), said once; then unset.
+    this.#sandbox = parseSandboxState(process.env.PRIVSEP_SANDBOX, true)
+    delete process.env.PRIVSEP_SANDBOX
+    this.say?.(['full', 'not applicable'].includes(this.#sandbox.state) ? 'info' : 'warn', { sandbox: this.#sandbox }, describeSandbox(this.#sandbox))
     const passed: Passed = { sockets: new Map(), files: new Map(), unclaimed: new Set(), claimed: new Set() }
     for (const [fd, kind, value] of entries) {
       passed.unclaimed.add(fd)

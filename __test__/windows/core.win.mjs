@@ -154,6 +154,13 @@ test('forkExecUnprivileged refuses options Windows cannot honour with ERR_PRIVSE
   }
 })
 
+test('the sandbox option is accepted on Windows, which has none: require refuses with ERR_PRIVSEP_SANDBOX, and the state says not applicable', async () => {
+  const user = os.userInfo().username
+  await assert.rejects(new Privsep().forkExecUnprivileged({ user, sandbox: { require: true } }),
+    { code: 'ERR_PRIVSEP_SANDBOX', message: /win32 has no Landlock or seccomp: the restricted token/ })
+  assert.equal(new Privsep().sandbox.state, 'not applicable')
+})
+
 test('forkExecUnprivileged with filesImmediate resolves in this process', async () => {
   const instance = new Privsep()
   instance.filesImmediate = true

@@ -172,10 +172,29 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
                 .optional_number(cx.property(options, "readyTimeoutMs")?, "readyTimeoutMs")?
                 .map_or(30_000, |n| n as u32),
             cwd,
+            sandbox: sandbox_profile(cx, cx.property(options, "sandbox")?)?,
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;
         cx.create_number(process::handoff_file(&handoff)? as f64)
+    })
+}
+
+/// The hand-off's sandbox from `{ flags, read, execute, write, connect }` (src/sandbox.ts).
+fn sandbox_profile(cx: &Cx, profile: napi_value) -> std::result::Result<privsep_core::spawn::Sandbox, Fail> {
+    Ok(privsep_core::spawn::Sandbox {
+        flags: cx.int(cx.property(profile, "flags")?, "sandbox flags")? as u32,
+        read: cx.strings(cx.property(profile, "read")?, "sandbox read")?,
+        execute: cx.strings(cx.property(profile, "execute")?, "sandbox execute")?,
+        write: cx.strings(cx.property(profile, "write")?, "sandbox write")?,
+        connect: cx
+            .elements(cx.property(profile, "connect")?, "sandbox connect")?
+            .into_iter()
+            .map(|port| match cx.int(port, "port")? {
+                port @ 1..=65535 => Ok(port as u16),
+                port => Err(Fail::invalid(&format!("sandbox connect port {} is not in 1..65535", port))),
+            })
+            .collect::<std::result::Result<Vec<_>, Fail>>()?,
     })
 }
 

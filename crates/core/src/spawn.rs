@@ -11,6 +11,7 @@ use std::ffi::CString;
 pub use privsep_wire::handoff::Ids;
 
 pub use privsep_wire::facts::ExitStatus;
+pub use privsep_wire::sandbox::Sandbox;
 
 pub struct Command {
     pub program: String,
@@ -30,6 +31,8 @@ pub struct Command {
     pub channel: Option<i32>,
     /// The metrics region (`region.rs`): the child gets it right after the channel.
     pub region: Option<i32>,
+    /// The kernel sandbox the child starts in (None, or off: none).
+    pub sandbox: Option<Sandbox>,
 }
 
 /// `text` as a C string; a NUL byte in it is `ERR_PRIVSEP_INVALID_ARGUMENT` naming `what`.
@@ -124,7 +127,8 @@ pub fn start(command: &Command) -> Result<Starting> {
     let mut env = Vec::new();
     for var in &command.env {
         let name = var.split('=').next().unwrap_or("");
-        if !protocol_vars.iter().any(|(n, _)| *n == name) {
+        // The sandbox's state is the fork's to say (sandbox.rs), never the environment's.
+        if !protocol_vars.iter().any(|(n, _)| *n == name) && name != "PRIVSEP_SANDBOX" {
             env.push(c_string("environment variable", var)?);
         }
     }
@@ -134,7 +138,11 @@ pub fn start(command: &Command) -> Result<Starting> {
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).chain(command.region).collect();
     let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
     let real_gid = exec_gid(&command.ids);
-    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, real_gid, command.umask, cwd.as_deref()) {
+    let mut sandboxing = match command.sandbox.as_ref().filter(|s| s.on()) {
+        Some(sandbox) => Some(prepare_sandbox(sandbox)?),
+        None => None,
+    };
+    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, real_gid, command.umask, cwd.as_deref(), sandboxing.as_mut()) {
         Ok(inner) => Ok(Starting {
             inner,
             user: command.user.clone(),
@@ -145,9 +153,34 @@ pub fn start(command: &Command) -> Result<Starting> {
     }
 }
 
+/// The sandbox built for one start; with `require`, refused unless the kernel has all of it.
+fn prepare_sandbox(sandbox: &Sandbox) -> Result<sys::Sandboxing> {
+    let prepared = sys::prepare_sandbox(sandbox).map_err(|e| {
+        let syscall = e.syscall;
+        e.about(format!("preparing the sandbox (in {})", syscall))
+    })?;
+    let missing = privsep_wire::sandbox::missing(prepared.abi);
+    if sandbox.required() && !missing.is_empty() {
+        return Err(Error::invalid(
+            "ERR_PRIVSEP_SANDBOX",
+            format!(
+                "the sandbox is required (sandbox.require) but this kernel (or an emulator such as qemu-user) lacks part of it: Landlock ABI {} is missing {}; run on a kernel with Landlock ABI 6 or later (Linux 6.12), or drop sandbox.require to start with what it has",
+                prepared.abi,
+                missing.join(", ")
+            ),
+        ));
+    }
+    Ok(prepared)
+}
+
 /// The error for a start that failed at `e`, as user `user` (`uid`) starting `program`.
 fn describe(e: SysError, user: &str, uid: u32, program: &str) -> Error {
-    if sys::is_verify_failure(&e) {
+    if sys::is_sandbox_failure(&e) {
+        Error::invalid(
+            "ERR_PRIVSEP_SANDBOX",
+            format!("the sandbox is required (sandbox.require) but the child as user {:?} could not enter it ({}: {}); it was stopped before exec", user, e.syscall, e.err),
+        )
+    } else if sys::is_verify_failure(&e) {
         Error::invalid(
             "ERR_PRIVSEP_PRIVILEGE_DROP",
             format!("the child as user {:?} could still regain root or a capability after dropping privileges; it was stopped before exec", user),

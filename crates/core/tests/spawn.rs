@@ -38,6 +38,7 @@ fn shell(script: &str) -> Command {
         cwd: None,
         channel: None,
         region: None,
+        sandbox: None,
     }
 }
 

@@ -504,6 +504,7 @@ fn start(handoff: &Handoff, passed: &[Entry], number: u32, metrics: Option<i32>)
         cwd: Some(handoff.cwd.clone()),
         channel: Some(child_end),
         region: metrics,
+        sandbox: Some(handoff.sandbox.clone()),
     });
     let _ = socket::close(child_end);
     match started {

@@ -124,8 +124,22 @@ pub fn spawn_as(
     _exec_gid: u32,
     _umask: Option<u32>,
     _cwd: Option<&CStr>,
+    _sandbox: Option<&mut Sandboxing>,
 ) -> SysResult<Starting> {
     unsupported("fork")
+}
+
+/// Windows has no Landlock: its restricted token is what the child gets (docs/SECURITY.md).
+pub struct Sandboxing {
+    pub abi: u32,
+}
+
+pub fn prepare_sandbox(_sandbox: &privsep_wire::sandbox::Sandbox) -> SysResult<Sandboxing> {
+    unsupported("landlock_create_ruleset")
+}
+
+pub fn is_sandbox_failure(_err: &SysError) -> bool {
+    false
 }
 
 pub struct Starting {

@@ -2,14 +2,15 @@
 //! (docs/PROTOCOL.md, "The hand-off"), and what the monitor reports back. One encoder and one
 //! strict decoder for each; the monitor trusts nothing it has not decoded here.
 //!
-//! A description is binary, little-endian: the magic `PSH1` (the version is its last byte),
+//! A description is binary, little-endian: the magic `PSH2` (the version is its last byte),
 //! then the fields of [`Handoff`] in order. A string is a `u32` byte length and UTF-8 without
 //! NUL; a list is a `u32` count and its items. Nothing may follow the last field.
 
 use crate::protocol::{Entry, Passed};
+use crate::sandbox::Sandbox;
 use crate::{Error, Result};
 
-pub const MAGIC: &[u8; 4] = b"PSH1";
+pub const MAGIC: &[u8; 4] = b"PSH2";
 
 /// The credentials the child runs with.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,6 +61,8 @@ pub struct Handoff {
     pub ready_timeout_ms: u32,
     /// The absolute path of the folder the child starts in (entered as the user).
     pub cwd: String,
+    /// The kernel sandbox every generation starts in (`sandbox.rs`).
+    pub sandbox: Sandbox,
 }
 
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
@@ -100,6 +103,15 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
     out.u32(handoff.upgrade_signal as u32);
     out.u32(handoff.ready_timeout_ms);
     out.string(&handoff.cwd);
+    let sandbox = &handoff.sandbox;
+    out.u32(sandbox.flags);
+    out.strings(&sandbox.read);
+    out.strings(&sandbox.execute);
+    out.strings(&sandbox.write);
+    out.u32(sandbox.connect.len() as u32);
+    for &port in &sandbox.connect {
+        out.u32(port as u32);
+    }
     out.0
 }
 
@@ -112,7 +124,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
     let mut r = Reader { bytes, at: 0 };
     if r.take(4)? != MAGIC {
         return Err(malformed(
-            "no PSH1 magic: not a privsep hand-off, or another version".into(),
+            "no PSH2 magic: not a privsep hand-off, or another version".into(),
         ));
     }
     let program = r.string("program")?;
@@ -153,6 +165,19 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
     let upgrade_signal = r.u32()? as i32;
     let ready_timeout_ms = r.u32()?;
     let cwd = r.string("cwd")?;
+    let sandbox = Sandbox {
+        flags: r.u32()?,
+        read: r.strings("sandbox read")?,
+        execute: r.strings("sandbox execute")?,
+        write: r.strings("sandbox write")?,
+        connect: r.list(|r| match r.u32()? {
+            port @ 0..=65535 => Ok(port as u16),
+            port => Err(malformed(format!("sandbox connect port {}", port))),
+        })?,
+    };
+    if let Some(why) = sandbox.invalid() {
+        return Err(malformed(why));
+    }
     if r.at != bytes.len() {
         return Err(malformed(format!("{} bytes after the last field", bytes.len() - r.at)));
     }
@@ -208,6 +233,7 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         upgrade_signal,
         ready_timeout_ms,
         cwd,
+        sandbox,
     })
 }
 
@@ -376,6 +402,13 @@ mod tests {
             upgrade_signal: 12,
             ready_timeout_ms: 30_000,
             cwd: "/srv/app".into(),
+            sandbox: Sandbox {
+                flags: crate::sandbox::ON | crate::sandbox::CONNECT_LISTED,
+                read: vec!["/srv/app".into(), "/etc/ssl".into()],
+                execute: vec!["/usr/bin/node".into()],
+                write: vec!["/var/lib/app".into()],
+                connect: vec![443, 5432],
+            },
         }
     }
 
@@ -423,12 +456,17 @@ mod tests {
         assert!(with(|h| h.allow.push(Passed::File("k.pem".into()))).contains("not absolute"));
         assert!(with(|h| h.cwd = "srv".into()).contains("cwd"));
         assert!(with(|h| h.cwd = String::new()).contains("cwd"));
+        assert!(with(|h| h.sandbox.flags |= 64).contains("unknown bits"));
+        assert!(with(|h| h.sandbox.write.push("tmp".into())).contains("not absolute"));
+        assert!(with(|h| h.sandbox.flags = 0).contains("sandbox off"));
+        assert!(with(|h| h.sandbox.connect.push(0)).contains("port 0"));
     }
 
     #[test]
     fn bad_magic_huge_counts_and_bad_utf8_are_refused() {
         let mut bytes = encode(&sample());
-        bytes[3] = b'2';
+        // Version 1 (before the sandbox field) is refused too.
+        bytes[3] = b'1';
         assert!(refused(&bytes).contains("magic"));
         let mut huge = MAGIC.to_vec();
         huge.extend_from_slice(&u32::MAX.to_le_bytes());
@@ -482,6 +520,14 @@ mod tests {
                 .collect();
             h.allow_folders = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
             h.cwd = format!("/{}", rng.path());
+            h.sandbox.read = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
+            h.sandbox.write = (0..rng.below(2)).map(|_| format!("/{}", rng.path())).collect();
+            h.sandbox.flags = *rng.pick(&[1, 3, 5, 9, 15]);
+            h.sandbox.connect = if h.sandbox.connect_listed() { (0..rng.below(3)).map(|_| 1 + rng.below(65535) as u16).collect() } else { vec![] };
+            if h.sandbox.read.iter().chain(&h.sandbox.write).any(|p| p.split('/').any(|x| x == "..")) {
+                h.sandbox.read.clear();
+                h.sandbox.write.clear();
+            }
             let bytes = encode(&h);
             assert_eq!(decode(&bytes).unwrap(), h);
             match decode(&rng.mutate(&bytes)) {

@@ -13,5 +13,6 @@ pub mod facts;
 pub mod fuzz;
 pub mod handoff;
 pub mod protocol;
+pub mod sandbox;
 
 pub use error::{Error, Result};

@@ -22,6 +22,40 @@ mod handoff;
 mod paths;
 mod socket_files;
 mod region;
+#[cfg(target_os = "linux")]
+mod sandbox;
+// Elsewhere no Landlock and no seccomp: a sandbox cannot be prepared (spawn.rs says so).
+#[cfg(not(target_os = "linux"))]
+mod sandbox {
+    use super::*;
+    pub struct Sandboxing {
+        pub abi: u32,
+    }
+    pub fn prepare_sandbox(_sandbox: &privsep_wire::sandbox::Sandbox) -> SysResult<Sandboxing> {
+        Err(SysError::new("landlock_create_ruleset", io::Error::from_raw_os_error(libc::ENOSYS)))
+    }
+    pub struct InFork;
+    pub enum SandboxFailure {
+        Landlock(i32),
+        Seccomp(i32),
+    }
+    impl Sandboxing {
+        pub fn state_entry(&mut self) -> *const c_char {
+            ptr::null()
+        }
+        pub fn in_fork(&mut self) -> InFork {
+            InFork
+        }
+    }
+    impl InFork {
+        pub unsafe fn move_above(&mut self, _floor: c_int) -> c_int {
+            0
+        }
+        pub unsafe fn apply(&self) -> Result<(), SandboxFailure> {
+            Ok(())
+        }
+    }
+}
 pub use spawn::*;
 pub use process::*;
 pub use channel::*;
@@ -29,6 +63,7 @@ pub use handoff::*;
 pub use paths::*;
 pub use socket_files::*;
 pub use region::*;
+pub use sandbox::*;
 
 /// The one place a `-1` becomes an error.
 pub fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {

@@ -5,7 +5,7 @@
 use super::*;
 
 /// Where the child failed before exec; its index crosses the report pipe.
-const STAGES: [&str; 14] = [
+const STAGES: [&str; 16] = [
     "sigprocmask",
     "setsid",
     "fcntl",
@@ -21,6 +21,9 @@ const STAGES: [&str; 14] = [
     "chdir",
     // The process-limit probe: a fork as the user (raw clone on Linux).
     "clone",
+    // The sandbox (sandbox.rs), when required.
+    "landlock_restrict_self",
+    "seccomp",
 ];
 const SETSID: usize = 1;
 const FCNTL: usize = 2;
@@ -35,6 +38,8 @@ const VERIFY: usize = 10;
 const EXECVE: usize = 11;
 const CHDIR: usize = 12;
 const PROBE: usize = 13;
+const LANDLOCK: usize = 14;
+const SECCOMP: usize = 15;
 
 /// Forks; the child starts a session of its own, moves `fds` to 3.., drops to `ids` (groups,
 /// gid, capabilities, uid, no new privileges), checks the drop, enters `cwd` as the user (by
@@ -53,10 +58,14 @@ pub fn spawn_as(
     exec_gid: u32,
     umask: Option<u32>,
     cwd: Option<&CStr>,
+    sandbox: Option<&mut Sandboxing>,
 ) -> SysResult<Starting> {
     // Everything the child touches is prepared here: after fork it may not allocate.
     let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
-    let envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).chain(Some(ptr::null())).collect();
+    let mut sandbox = sandbox;
+    let state = sandbox.as_mut().map(|s| s.state_entry());
+    let envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).chain(state).chain(Some(ptr::null())).collect();
+    let sandbox = sandbox.map(|s| s.in_fork());
     let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
     let mut seen_groups: Vec<libc::gid_t> = vec![0; groups.len() + 1];
     let mut moved: Vec<c_int> = vec![-1; fds.len()];
@@ -91,6 +100,7 @@ pub fn spawn_as(
             parent,
             dirents: &mut dirents,
             stdio,
+            sandbox,
         };
         let mut report_fd = writer.as_raw_fd();
         // SAFETY: we are the only thread of the new process and touch only prepared memory.
@@ -208,6 +218,11 @@ pub fn is_verify_failure(err: &SysError) -> bool {
     err.syscall == STAGES[VERIFY]
 }
 
+/// True when the child could not be sandboxed as required (`sandbox.require`).
+pub fn is_sandbox_failure(err: &SysError) -> bool {
+    err.syscall == STAGES[LANDLOCK] || err.syscall == STAGES[SECCOMP]
+}
+
 /// True when the child, as the user, could not fork: the user is at its process limit.
 pub fn is_process_limit(err: &SysError) -> bool {
     err.syscall == STAGES[PROBE] && err.err.raw_os_error() == Some(libc::EAGAIN)
@@ -240,6 +255,8 @@ struct Child<'a> {
     dirents: &'a mut [u8],
     /// What replaces stdio 0, 1, 2 (-1: kept): see `terminal_stdio`.
     stdio: [c_int; 3],
+    /// The kernel sandbox, applied last before exec (sandbox.rs).
+    sandbox: Option<InFork>,
 }
 
 impl<'a> Child<'a> {
@@ -281,6 +298,9 @@ impl<'a> Child<'a> {
         let moved_report = libc::fcntl(*report, libc::F_DUPFD_CLOEXEC, floor);
         step!(FCNTL, moved_report);
         *report = moved_report;
+        if let Some(sandbox) = self.sandbox.as_mut() {
+            step!(FCNTL, sandbox.move_above(floor));
+        }
         for (slot, &fd) in self.moved.iter_mut().zip(self.fds) {
             *slot = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, floor);
             step!(FCNTL, *slot);
@@ -335,6 +355,14 @@ impl<'a> Child<'a> {
             );
             if libc::getppid() != self.parent {
                 return (PRCTL, libc::ESRCH);
+            }
+        }
+        // Last: after the drop and no_new_privs, with nothing left to open as root.
+        if let Some(sandbox) = &self.sandbox {
+            match sandbox.apply() {
+                Ok(()) => {}
+                Err(SandboxFailure::Landlock(errno)) => return (LANDLOCK, errno),
+                Err(SandboxFailure::Seccomp(errno)) => return (SECCOMP, errno),
             }
         }
         libc::execve(self.program.as_ptr(), self.argv.as_ptr(), self.envp.as_ptr());
