@@ -33,11 +33,8 @@ pub fn send_fd(socket: &str, state: &str, fd: Option<i32>) -> Result<()> {
     if address[0] == b'@' {
         address[0] = 0;
     }
-    match fd {
-        Some(fd) => sys::send_datagram_fd(&address, state.as_bytes(), fd),
-        None => sys::send_datagram(&address, state.as_bytes()),
-    }
-    .map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
+    sys::send_datagram(&address, state.as_bytes(), fd)
+        .map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
 }
 
 #[cfg(test)]

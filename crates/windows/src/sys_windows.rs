@@ -211,11 +211,7 @@ pub fn poll_readable(_fds: &[i32], _timeout_ms: i32) -> SysResult<Vec<bool>> {
     unsupported("poll")
 }
 
-pub fn send_datagram(_address: &[u8], _bytes: &[u8]) -> SysResult<()> {
-    unsupported("sendto")
-}
-
-pub fn send_datagram_fd(_address: &[u8], _bytes: &[u8], _fd: i32) -> SysResult<()> {
+pub fn send_datagram(_address: &[u8], _bytes: &[u8], _fd: Option<i32>) -> SysResult<()> {
     unsupported("sendmsg")
 }
 

@@ -34,17 +34,7 @@ pub fn send_message(socket: RawFd, bytes: &[u8], fd: Option<RawFd>) -> SysResult
     msg.msg_iovlen = 1;
     let mut control = [0u64; 4];
     if let Some(fd) = fd {
-        msg.msg_control = control.as_mut_ptr().cast();
-        // SAFETY: CMSG_SPACE is a pure computation.
-        msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<c_int>() as u32) } as _;
-        // SAFETY: the control buffer holds one cmsghdr with room for one int.
-        unsafe {
-            let header = libc::CMSG_FIRSTHDR(&msg);
-            (*header).cmsg_level = libc::SOL_SOCKET;
-            (*header).cmsg_type = libc::SCM_RIGHTS;
-            (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<c_int>() as u32) as _;
-            ptr::write_unaligned(libc::CMSG_DATA(header) as *mut c_int, fd);
-        }
+        attach_fd(&mut msg, &mut control, fd);
     }
     #[cfg(target_os = "linux")]
     let flags = libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL;
@@ -317,10 +307,10 @@ pub fn set_not_dumpable() -> SysResult<()> {
     Ok(())
 }
 
-/// Sends one datagram with descriptor `fd` attached (SCM_RIGHTS) to the unix socket at
-/// `address` (a path, or a leading NUL for the abstract namespace), without blocking: systemd's
-/// `FDSTORE=1`.
-pub fn send_datagram_fd(address: &[u8], bytes: &[u8], fd: RawFd) -> SysResult<()> {
+/// Sends one datagram, with descriptor `fd` attached (SCM_RIGHTS) when given, to the unix
+/// socket at `address` (a path, or a leading NUL for the abstract namespace), without blocking:
+/// systemd's notifications, `FDSTORE=1` among them.
+pub fn send_datagram(address: &[u8], bytes: &[u8], fd: Option<RawFd>) -> SysResult<()> {
     let socket = new_socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
     // SAFETY: all-zero is a valid sockaddr_un.
     let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
@@ -343,20 +333,28 @@ pub fn send_datagram_fd(address: &[u8], bytes: &[u8], fd: RawFd) -> SysResult<()
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     let mut control = [0u64; 4];
-    msg.msg_control = control.as_mut_ptr().cast();
-    // SAFETY: CMSG_SPACE is a pure computation.
-    msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<c_int>() as u32) } as _;
-    // SAFETY: the control buffer holds one cmsghdr with room for one int.
-    unsafe {
-        let header = libc::CMSG_FIRSTHDR(&msg);
-        (*header).cmsg_level = libc::SOL_SOCKET;
-        (*header).cmsg_type = libc::SCM_RIGHTS;
-        (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<c_int>() as u32) as _;
-        ptr::write_unaligned(libc::CMSG_DATA(header) as *mut c_int, fd);
+    if let Some(fd) = fd {
+        attach_fd(&mut msg, &mut control, fd);
     }
     // SAFETY: `msg` points at live buffers of the lengths given.
     if unsafe { libc::sendmsg(socket.as_raw_fd(), &msg, libc::MSG_DONTWAIT) } == -1 {
         return Err(SysError::new("sendmsg", io::Error::last_os_error()));
     }
     Ok(())
+}
+
+/// Attaches descriptor `fd` to `msg` as one SCM_RIGHTS control message held in `control`,
+/// which must outlive the send.
+fn attach_fd(msg: &mut libc::msghdr, control: &mut [u64; 4], fd: c_int) {
+    msg.msg_control = control.as_mut_ptr().cast();
+    // SAFETY: CMSG_SPACE is a pure computation.
+    msg.msg_controllen = unsafe { libc::CMSG_SPACE(mem::size_of::<c_int>() as u32) } as _;
+    // SAFETY: the control buffer (32 bytes, aligned) holds one cmsghdr with room for one int.
+    unsafe {
+        let header = libc::CMSG_FIRSTHDR(msg);
+        (*header).cmsg_level = libc::SOL_SOCKET;
+        (*header).cmsg_type = libc::SCM_RIGHTS;
+        (*header).cmsg_len = libc::CMSG_LEN(mem::size_of::<c_int>() as u32) as _;
+        ptr::write_unaligned(libc::CMSG_DATA(header) as *mut c_int, fd);
+    }
 }

@@ -213,35 +213,3 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: c_int) -> SysResult<Vec<bool>> {
     Ok(polled.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
 }
 
-/// Sends one datagram to the unix socket at `address` (a leading NUL: the abstract namespace).
-pub fn send_datagram(address: &[u8], bytes: &[u8]) -> SysResult<()> {
-    let socket = new_socket(libc::AF_UNIX, libc::SOCK_DGRAM)?;
-    // SAFETY: all-zero is a valid sockaddr_un.
-    let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
-    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
-    if address.is_empty() || address.len() >= sun.sun_path.len() {
-        return Err(SysError::new(
-            "sendto",
-            io::Error::from_raw_os_error(libc::ENAMETOOLONG),
-        ));
-    }
-    for (dst, src) in sun.sun_path.iter_mut().zip(address) {
-        *dst = *src as c_char;
-    }
-    let len = mem::size_of::<libc::sa_family_t>() + address.len() + usize::from(address[0] != 0);
-    // SAFETY: `sun` is a sockaddr_un of length `len`; `bytes` is valid for its length.
-    let sent = unsafe {
-        libc::sendto(
-            socket.as_raw_fd(),
-            bytes.as_ptr().cast(),
-            bytes.len(),
-            libc::MSG_DONTWAIT,
-            &sun as *const _ as *const libc::sockaddr,
-            len as libc::socklen_t,
-        )
-    };
-    if sent == -1 {
-        return Err(SysError::new("sendto", io::Error::last_os_error()));
-    }
-    Ok(())
-}
