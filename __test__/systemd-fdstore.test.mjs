@@ -2,8 +2,8 @@
 // throwaway container; skipped, saying why, where none boots), with the unit `privsep
 // print-service` prints and the demo: under a steady stream of new HTTPS connections (about 100
 // a second, each given 5 s), kill -9 of the monitor three times, 5 s apart, refuses or resets
-// none, an answer comes within 1 s of each kill, and the unit ends active; `systemctl restart`
-// under the same stream refuses none; a listener renamed in the unit is removed from the store
+// none, the next generation answers (the time to it printed: about 0.5-0.65 s here), and the
+// unit ends active; `systemctl restart` under the same stream refuses none; a listener renamed in the unit is removed from the store
 // at the next start (its port refuses, none leaks) while the store keeps one per listener.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
@@ -63,7 +63,7 @@ function afterKill (results, t) {
 const firstAnswer = (results, t) => afterKill(results, t).first
 const failures = (results) => results.filter(([, , outcome]) => outcome !== 'ok')
 
-test('in a real systemd: kill -9 of the monitor three times under a stream of new HTTPS connections refuses none, answers within 1 s, ends active; systemctl restart refuses none; a renamed listener is removed from the store', { timeout: 240_000, skip: noContainer }, async () => {
+test('in a real systemd: kill -9 of the monitor three times under a stream of new HTTPS connections refuses none, a new generation answers, ends active; systemctl restart refuses none; a renamed listener is removed from the store', { timeout: 240_000, skip: noContainer }, async () => {
   await container.start(root)
   try {
     put('/etc/ssl/openssl.cnf', fs.readFileSync('/etc/ssl/openssl.cnf'))
@@ -92,7 +92,9 @@ test('in a real systemd: kill -9 of the monitor three times under a stream of ne
     console.log(`kill -9 x3: ${results.length} connections, ${failed.length} failed (${[...new Set(failed.map((f) => f[2]))].join(', ') || 'none'}); ` +
       `the next generation's first answer after each kill: ${answers.join(', ')} ms; longest wait of a connection opened in the second after it: ${kills.map((t) => afterKill(results, t).longest).join(', ')} ms`)
     assert.deepEqual(failed, [], 'no connection refused, reset or timed out')
-    for (const [i, ms] of answers.entries()) assert.ok(ms <= 1000, `kill ${i + 1}: first answer ${ms} ms after it`)
+    // The time to the first answer is printed above, not asserted (no test asserts a speed: the
+    // figures are bench/crash.mjs's, docs/BENCHMARKS.md); a new generation must have answered.
+    for (const [i, ms] of answers.entries()) assert.ok(Number.isFinite(ms), `kill ${i + 1}: no new generation answered`)
     assert.equal(show('ActiveState'), 'active', journal())
     assert.equal(show('NRestarts'), '3')
     assert.equal(storeCount(), 4, 'still one stored descriptor per listener')
