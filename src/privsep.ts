@@ -671,7 +671,10 @@ export class Privsep {
    * is removed from the store (FDSTOREREMOVE=1).
    */
   #settleStore (options: ForkExecOptions): void {
-    const allowed = new Map((options.allow?.listeners ?? []).map(([network, address]) => [native().storeName(network, native().parseAddress(network, address)), [network, native().parseAddress(network, address)] as const]))
+    const allowed = new Map((options.allow?.listeners ?? []).map(([network, address]) => {
+      const addr = native().parseAddress(network, address)
+      return [native().storeName(network, addr), [network, addr] as const]
+    }))
     for (const a of this.#activated ?? []) {
       if (a.claimed || !networks.some((network) => a.name.startsWith(`${network} `))) continue
       a.claimed = true
