@@ -1,4 +1,4 @@
-// Builds what is missing or stale: the addon and the monitor with one `cargo build`, copied
+// Builds what is missing or stale: the addon and the monitor (each its own `cargo build`), copied
 // into the package root as privsep.<platform>.node and privsep-monitor.<platform>, and the
 // TypeScript (into dist/: one bundled ES module and the declarations). Not `napi build`: it
 // only names the file here, and without napi-derive it printed an unrelated warning on every
@@ -37,7 +37,9 @@ export function buildAddon () {
     process.exit(1)
   }
   const triple = parseTriple(host).platformArchABI
-  run('cargo', ['build', '--release', '--locked', '-p', 'privsep-addon', '-p', 'privsep-monitor', ...cargoSourceArgs()], { cwd: root })
+  // The monitor alone, as pack.mjs builds it for publishing: one build of both would unify
+  // privsep-wire's features, and the monitor is built without the Node side's halves (`node`).
+  for (const crate of ['privsep-monitor', 'privsep-addon']) run('cargo', ['build', '--release', '--locked', '-p', crate, ...cargoSourceArgs()], { cwd: root })
   const library = { darwin: 'libprivsep.dylib', win32: 'privsep.dll' }[process.platform] ?? 'libprivsep.so'
   place(join(root, 'target', 'release', library), `privsep.${triple}.node`)
   place(join(root, 'target', 'release', 'privsep-monitor'), `privsep-monitor.${triple}`)

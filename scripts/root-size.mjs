@@ -1,10 +1,14 @@
 // The root side's size: the Rust a reviewer must read to know what runs as root after the
 // hand-off. That is every crate privsep-monitor is built from (its path dependencies, found
 // with `cargo metadata`), counted per crate in lines of code: not blank, not a comment, not a
-// test (a `#[cfg(test)]` module, inline or in its own file; `tests/`). `npm run root-size`;
-// docs/SECURITY.md quotes it.
+// test (a `#[cfg(test)]` module, inline or in its own file; `tests/`), and not one of the Node
+// side's halves of a wire format (an item under `#[cfg(any(test, feature = "node"))]`, which
+// the monitor is built without). `npm run root-size`; docs/SECURITY.md quotes it.
 //
 //   node scripts/root-size.mjs [--max N]   exits 1 when the total is above N
+//   node scripts/root-size.mjs --unlinked  also builds the monitor (debug, target/root-size)
+//     and lists each counted function its executable does not contain (by `nm`): code a
+//     reviewer would read for nothing.
 import { spawnSync } from 'node:child_process'
 import { readdirSync, readFileSync, statSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
@@ -13,15 +17,23 @@ import { cargoSourceArgs } from './cargo.mjs'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 
-/** The lines of `text` that are code: not blank, not only a comment, not in a `#[cfg(test)]` item. */
+/** The attributes of what the monitor is built without: tests, and the Node side's halves. */
+const notRoot = new Set(['#[cfg(test)]', '#[cfg(any(test, feature = "node"))]'])
+
+/** The lines of `text` that are code: not blank, not only a comment, not in an item the monitor is built without. */
 export function countLines (text) {
-  let count = 0
+  return codeLines(text).length
+}
+
+/** Those lines, as [line number, text]. */
+function codeLines (text) {
+  const lines = []
   let skipping = false
   let depth = 0
   let pending = false
-  for (const line of text.split('\n')) {
+  for (const [at, line] of text.split('\n').entries()) {
     const code = line.trim()
-    if (!skipping && code === '#[cfg(test)]') {
+    if (!skipping && notRoot.has(code)) {
       pending = true
       continue
     }
@@ -43,9 +55,30 @@ export function countLines (text) {
       if (depth <= 0) skipping = false
       continue
     }
-    if (code !== '' && !code.startsWith('//')) count++
+    if (code !== '' && !code.startsWith('//')) lines.push([at + 1, code])
   }
-  return count
+  return lines
+}
+
+/** The counted functions of `files` ([crate, src, file]) that the monitor's executable lacks. */
+function unlinked (files) {
+  const targetDir = join(root, 'target', 'root-size')
+  const build = spawnSync('cargo', ['build', '-p', 'privsep-monitor', '--target-dir', targetDir, ...cargoSourceArgs()], { cwd: root, stdio: 'inherit' })
+  if (build.status !== 0) throw new Error('cargo build of privsep-monitor failed')
+  const symbols = spawnSync('nm', ['-C', join(targetDir, 'debug', 'privsep-monitor')], { encoding: 'utf8', maxBuffer: 256 << 20 }).stdout
+  const found = []
+  for (const [crate, src, file] of files) {
+    // The module path: privsep_core::sys::channel for src/sys/unix/channel.rs.
+    const path = [crate.replace(/-/g, '_'), ...relative(src, file).replace(/\.rs$/, '').split('/').filter((p) => !['lib', 'main', 'mod', 'unix'].includes(p))].join('::')
+    for (const [at, code] of codeLines(readFileSync(file, 'utf8'))) {
+      const name = code.match(/^(?:pub(?:\([^)]*\))? )?(?:const )?(?:unsafe )?fn (\w+)/)?.[1]
+      if (name === undefined) continue
+      // A function, a method, or a trait's method: `<path::Type as Trait>::name`.
+      const linked = new RegExp(`${path}::(?:\\w+::)?${name}\\b|<${path}::\\w+ as [^>]+>::${name}\\b`)
+      if (!linked.test(symbols)) found.push(`${relative(root, file)}:${at} ${name}`)
+    }
+  }
+  return found
 }
 
 /** The modules `text` declares for tests only (`#[cfg(test)] mod name;`): files that are tests. */
@@ -91,16 +124,23 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const at = process.argv.indexOf('--max')
   const max = at >= 0 ? Number(process.argv[at + 1]) : Infinity
   let total = 0
+  const counted = []
   console.log('the root side: the crates privsep-monitor is built from, lines of code outside tests')
   for (const [name, src] of monitorCrates()) {
     const all = rustFiles(src)
     const tests = new Set(all.flatMap((file) => testModules(readFileSync(file, 'utf8')).map((m) => join(dirname(file), `${m}.rs`))))
+    counted.push(...all.filter((file) => !tests.has(file)).map((file) => [name, src, file]))
     const files = all.filter((file) => !tests.has(file)).map((file) => [relative(src, file), countLines(readFileSync(file, 'utf8'))])
     const lines = files.reduce((sum, [, n]) => sum + n, 0)
     total += lines
     console.log(`  ${name.padEnd(18)} ${String(lines).padStart(5)}   ${files.map(([f, n]) => `${f} ${n}`).join(', ')}`)
   }
   console.log(`  ${'total'.padEnd(18)} ${String(total).padStart(5)}`)
+  if (process.argv.includes('--unlinked')) {
+    const found = unlinked(counted)
+    console.log(`functions counted above that the monitor's executable does not contain: ${found.length}`)
+    for (const line of found) console.log(`  ${line}`)
+  }
   if (total > max) {
     console.error(`the root side is ${total} lines, above ${max}`)
     process.exitCode = 1

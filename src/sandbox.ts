@@ -35,7 +35,7 @@ export interface SandboxState {
   missing: string[]
 }
 
-/** The profile as the hand-off carries it (crates/wire/src/sandbox.rs). */
+/** The profile as the hand-off carries it (crates/core/wire/src/sandbox.rs). */
 export interface SandboxProfile { flags: number, read: string[], execute: string[], write: string[], connect: number[] }
 
 const ON = 1

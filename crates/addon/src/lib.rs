@@ -142,7 +142,7 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
                 allow_entries.push(Passed::parse(&kind, &value)?);
             }
         }
-        let handoff = Handoff {
+        let child = handoff::Child {
             program,
             argv: cx.strings(cx.property(options, "argv")?, "argv")?,
             env: cx.strings(cx.property(options, "env")?, "env")?,
@@ -156,6 +156,11 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
                     handoff::KEEP_UMASK - 1
                 }
             }),
+            cwd,
+            sandbox: sandbox_profile(cx, cx.property(options, "sandbox")?)?,
+        };
+        let handoff = Handoff {
+            child,
             signals,
             report_fd: cx.int(cx.property(options, "reportFd")?, "reportFd")?,
             parent_pid: cx.int(cx.property(options, "parentPid")?, "parentPid")? as u32,
@@ -171,8 +176,6 @@ unsafe extern "C" fn hand_off(env: napi_env, info: napi_callback_info) -> napi_v
             ready_timeout_ms: cx
                 .optional_number(cx.property(options, "readyTimeoutMs")?, "readyTimeoutMs")?
                 .map_or(30_000, |n| n as u32),
-            cwd,
-            sandbox: sandbox_profile(cx, cx.property(options, "sandbox")?)?,
         };
         // What the monitor will refuse, refused here, where it can still be thrown.
         handoff::decode(&handoff::encode(&handoff))?;
@@ -282,7 +285,7 @@ unsafe extern "C" fn fd_store(env: napi_env, info: napi_callback_info) -> napi_v
         let name = cx.string(args[1], "name")?;
         match cx.optional_number(args[2], "fd")? {
             Some(fd) => fdstore::store(&socket, &name, fd as i32)?,
-            None => fdstore::remove(&socket, &name)?,
+            None => notify::send(&socket, &format!("FDSTOREREMOVE=1\nFDNAME={}", name))?,
         }
         cx.undefined()
     })

@@ -2,9 +2,9 @@
 //! process sends each listener there right after binding it (`FDSTORE=1`, `FDNAME=`), so that
 //! the listening socket, and its backlog, outlive a crash of the process that holds it; systemd
 //! passes them back to the next start in `LISTEN_FDS`/`LISTEN_FDNAMES`
-//! (crates/addon/src/activation.rs), and a name the program no longer declares is removed
-//! (`FDSTOREREMOVE=1`). Only the main process may store: the Node root process before the
-//! hand-off, the monitor (same pid) after it.
+//! (crates/addon/src/activation.rs), and the Node side removes a name the program no longer
+//! declares (`FDSTOREREMOVE=1`, `fdStore` in crates/addon/src/lib.rs). Only the main process
+//! may store: the Node root process before the hand-off, the monitor (same pid) after it.
 
 use crate::notify;
 use crate::socket::Endpoint;
@@ -54,12 +54,6 @@ pub fn limit<'a>(env: impl IntoIterator<Item = &'a String>) -> usize {
 /// count the callers keep against [`limit`].
 pub fn store(socket: &str, name: &str, fd: i32) -> Result<()> {
     notify::send_fd(socket, &format!("FDSTORE=1\nFDNAME={}", name), Some(fd))
-}
-
-/// Removes every descriptor stored under `name` (`FDSTOREREMOVE=1`): a listener the program
-/// no longer declares.
-pub fn remove(socket: &str, name: &str) -> Result<()> {
-    notify::send(socket, &format!("FDSTOREREMOVE=1\nFDNAME={}", name))
 }
 
 /// What is said when the store is full: the listener `what` is not stored, so a crash of the

@@ -38,11 +38,6 @@ pub fn line(text: &str) {
     }
 }
 
-/// How many lines were dropped since the last one written.
-pub fn dropped() -> u64 {
-    DROPPED.load(Ordering::Relaxed)
-}
-
 /// `text` with the backslash and every control character (C0, DEL, C1, and the Unicode line
 /// and paragraph separators) escaped as Rust writes them: `\\`, `\n`, `\u{1b}`, ...
 pub fn escape(text: &str) -> String {

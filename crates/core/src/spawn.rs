@@ -8,31 +8,23 @@ use crate::error::SysError;
 use crate::{Error, Result};
 use std::ffi::CString;
 
-pub use privsep_wire::handoff::Ids;
+pub use privsep_wire::handoff::{Child, Ids, KEEP_UMASK};
 
 pub use privsep_wire::facts::ExitStatus;
 pub use privsep_wire::sandbox::Sandbox;
 
-pub struct Command {
-    pub program: String,
-    /// The whole argv, `argv[0]` included.
-    pub argv: Vec<String>,
-    /// `NAME=value` strings; any `PRIVSEP_*` protocol variable in them is replaced.
-    pub env: Vec<String>,
+/// One start of the program: the hand-off's child, as generation `generation`, passed
+/// `passed`, its broker channel and the metrics region.
+pub struct Command<'a> {
+    pub child: &'a Child,
+    /// 1, then one more each upgrade: the child's `PRIVSEP_GENERATION`.
+    pub generation: u32,
     /// Descriptors of this process to pass, in order: the child gets them at 3, 4, ...
-    pub passed: Vec<Entry>,
-    /// The user's name, for messages.
-    pub user: String,
-    pub ids: Ids,
-    pub umask: Option<u32>,
-    /// The folder the child starts in, entered by its path as the user; `None`: the parent's.
-    pub cwd: Option<String>,
+    pub passed: &'a [Entry],
     /// The child's end of the broker channel: it gets it at 3 + the number passed.
     pub channel: Option<i32>,
     /// The metrics region (`region.rs`): the child gets it right after the channel.
     pub region: Option<i32>,
-    /// The kernel sandbox the child starts in (None, or off: none).
-    pub sandbox: Option<Sandbox>,
 }
 
 /// `text` as a C string; a NUL byte in it is `ERR_PRIVSEP_INVALID_ARGUMENT` naming `what`.
@@ -43,19 +35,6 @@ pub fn c_string(what: &str, text: &str) -> Result<CString> {
             format!("{} {:?} contains a NUL byte", what, text),
         )
     })
-}
-
-/// Forks and execs `command` as its user; returns the child's pid once exec has succeeded.
-/// Fails, with nothing left running, if any step before exec fails, root could still be
-/// regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`), or the user may have no more
-/// processes (`ERR_PRIVSEP_PROCESS_LIMIT`). Waits for the exec without a limit: the monitor,
-/// which must not, uses `start`.
-pub fn spawn(command: &Command) -> Result<u32> {
-    let starting = start(command)?;
-    while !sys::poll_readable(&[starting.report_fd()], -1)
-        .map_err(|e| e.about("waiting for the child's start"))?[0]
-    {}
-    starting.finish(false)
 }
 
 /// A child `start` forked, until its exec: from its setuid on it runs as the user, and any
@@ -109,23 +88,26 @@ pub fn stopped(program: &str, user: &str, signal: i32) -> Error {
     }
 }
 
-/// `spawn`'s first half: forks the child that execs `command` as its user, and returns at once.
+/// Forks the child that execs `command` as its user, and returns at once: the start is over
+/// when [`Starting::report_fd`] is readable. Fails, with nothing left running, if any step
+/// before exec fails, root could still be regained after the drop (`ERR_PRIVSEP_PRIVILEGE_DROP`),
+/// or the user may have no more processes (`ERR_PRIVSEP_PROCESS_LIMIT`).
 pub fn start(command: &Command) -> Result<Starting> {
-    let program = c_string("program", &command.program)?;
-    let argv = command
-        .argv
-        .iter()
-        .map(|a| c_string("argument", a))
-        .collect::<Result<Vec<_>>>()?;
+    let child = command.child;
+    let program = c_string("program", &child.program)?;
+    let argv = child.argv.iter().map(|a| c_string("argument", a)).collect::<Result<Vec<_>>>()?;
     let in_child: Vec<Entry> = (0..command.passed.len())
         .map(|i| Entry {
             fd: 3 + i as i32,
             passed: command.passed[i].passed.clone(),
         })
         .collect();
-    let protocol_vars = protocol::encode(std::process::id(), &in_child);
+    let protocol_vars: Vec<(&str, String)> = protocol::encode(std::process::id(), &in_child)
+        .into_iter()
+        .chain(Some((GENERATION, command.generation.to_string())))
+        .collect();
     let mut env = Vec::new();
-    for var in &command.env {
+    for var in &child.env {
         let name = var.split('=').next().unwrap_or("");
         // The sandbox's state is the fork's to say (sandbox.rs), never the environment's.
         if !protocol_vars.iter().any(|(n, _)| *n == name) && name != "PRIVSEP_SANDBOX" {
@@ -136,22 +118,26 @@ pub fn start(command: &Command) -> Result<Starting> {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
     let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).chain(command.region).collect();
-    let cwd = command.cwd.as_deref().map(|dir| c_string("cwd", dir)).transpose()?;
-    let real_gid = exec_gid(&command.ids);
-    let mut sandboxing = match command.sandbox.as_ref().filter(|s| s.on()) {
+    let cwd = c_string("cwd", &child.cwd)?;
+    let umask = Some(child.umask).filter(|&m| m != KEEP_UMASK);
+    let real_gid = exec_gid(&child.ids);
+    let mut sandboxing = match Some(&child.sandbox).filter(|s| s.on()) {
         Some(sandbox) => Some(prepare_sandbox(sandbox)?),
         None => None,
     };
-    match sys::spawn_as(&program, &argv, &env, &fds, &command.ids, real_gid, command.umask, cwd.as_deref(), sandboxing.as_mut()) {
+    match sys::spawn_as(&program, &argv, &env, &fds, &child.ids, real_gid, umask, &cwd, sandboxing.as_mut()) {
         Ok(inner) => Ok(Starting {
             inner,
-            user: command.user.clone(),
-            uid: command.ids.uid,
-            program: command.program.clone(),
+            user: child.user.clone(),
+            uid: child.ids.uid,
+            program: child.program.clone(),
         }),
-        Err(e) => Err(describe(e, &command.user, command.ids.uid, &command.program)),
+        Err(e) => Err(describe(e, &child.user, child.ids.uid, &child.program)),
     }
 }
+
+/// The variable that tells each generation its number (docs/PROTOCOL.md, "Generations").
+const GENERATION: &str = "PRIVSEP_GENERATION";
 
 /// The sandbox built for one start; with `require`, refused unless the kernel has all of it.
 fn prepare_sandbox(sandbox: &Sandbox) -> Result<sys::Sandboxing> {

@@ -2,8 +2,8 @@
 #![cfg(unix)]
 
 use privsep_core::protocol::{Entry, Passed};
-use privsep_core::spawn::{self, Command, ExitStatus, Ids};
-use privsep_core::Error;
+use privsep_core::spawn::{self, Child, Command, ExitStatus, Ids, Sandbox};
+use privsep_core::{Error, Result};
 use std::os::unix::io::AsRawFd;
 
 /// The ids of `user` (with `group` as its gid), as `id` and `getent` report them: the addon
@@ -24,27 +24,37 @@ fn ids(user: &str, group: Option<&str>) -> Ids {
     }
 }
 
-fn shell(script: &str) -> Command {
-    Command {
+fn shell(script: &str) -> Child {
+    Child {
         program: "/bin/sh".into(),
         // -p: a shell whose real and effective gid differ (as the child's do until
         // restorePassedFiles: spawn::exec_gid) would otherwise set its effective gid to the real one.
         argv: vec!["sh".into(), "-p".into(), "-c".into(), script.into()],
-        env: vec!["PATH=/usr/bin:/bin".into(), "PRIVSEP_PID=stale".into()],
-        passed: vec![],
+        env: vec!["PATH=/usr/bin:/bin".into(), "PRIVSEP_PID=stale".into(), "PRIVSEP_GENERATION=7".into()],
         user: "nobody".into(),
         ids: ids("nobody", None),
-        umask: Some(0o027),
-        cwd: None,
-        channel: None,
-        region: None,
-        sandbox: None,
+        umask: 0o027,
+        cwd: "/".into(),
+        sandbox: Sandbox::off(),
     }
 }
 
-/// Spawns `command` and waits for it to end.
-fn run(command: &Command) -> ExitStatus {
-    spawn::wait(spawn::spawn(command).unwrap()).unwrap()
+/// Starts `child` passed `passed` and waits for its exec: its pid, or why it failed.
+fn spawn(child: &Child, passed: &[Entry]) -> Result<u32> {
+    let starting = spawn::start(&Command {
+        child,
+        generation: 1,
+        passed,
+        channel: None,
+        region: None,
+    })?;
+    while !privsep_core::sys::poll_readable(&[starting.report_fd()], -1).unwrap()[0] {}
+    starting.finish(false)
+}
+
+/// Spawns `child` and waits for it to end.
+fn run(child: &Child) -> ExitStatus {
+    spawn::wait(spawn(child, &[]).unwrap()).unwrap()
 }
 
 /// The status of a child that exited with `code`.
@@ -68,12 +78,12 @@ fn the_child_runs_as_the_user_with_its_exit_code() {
 #[test]
 fn passed_descriptors_arrive_at_3_with_the_protocol_variables() {
     let file = std::fs::File::open("/etc/hostname").unwrap();
-    let mut command = shell("[ \"$PRIVSEP_FDS\" = 1 ] && [ \"$PRIVSEP_FILES\" = 3=file:/etc/hostname ] && [ \"$PRIVSEP_PID\" = $PPID ] && read line <&3 && [ \"$line\" = \"$(cat /etc/hostname)\" ] && ! [ -e /proc/self/fd/4 ]");
-    command.passed = vec![Entry {
+    let command = shell("[ \"$PRIVSEP_GENERATION\" = 1 ] && [ \"$PRIVSEP_FDS\" = 1 ] && [ \"$PRIVSEP_FILES\" = 3=file:/etc/hostname ] && [ \"$PRIVSEP_PID\" = $PPID ] && read line <&3 && [ \"$line\" = \"$(cat /etc/hostname)\" ] && ! [ -e /proc/self/fd/4 ]");
+    let passed = [Entry {
         fd: file.as_raw_fd(),
         passed: Passed::File("/etc/hostname".into()),
     }];
-    assert_eq!(run(&command), exited(0));
+    assert_eq!(spawn::wait(spawn(&command, &passed).unwrap()).unwrap(), exited(0));
 }
 
 #[test]
@@ -92,7 +102,7 @@ fn a_signal_death_is_reported_as_such() {
 fn exec_failure_comes_back_as_an_error_with_its_errno() {
     let mut command = shell("");
     command.program = "/nonexistent/program".into();
-    match spawn::spawn(&command).unwrap_err() {
+    match spawn(&command, &[]).unwrap_err() {
         Error::Os {
             syscall,
             errno,
@@ -110,7 +120,7 @@ fn a_nul_byte_in_an_argument_is_refused() {
     let mut command = shell("exit 0");
     command.argv.push("nul\0byte".into());
     assert_eq!(
-        spawn::spawn(&command).unwrap_err().code(),
+        spawn(&command, &[]).unwrap_err().code(),
         "ERR_PRIVSEP_INVALID_ARGUMENT"
     );
 }

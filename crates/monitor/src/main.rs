@@ -150,7 +150,7 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     };
     // systemd's file descriptor store, when this is the main process and the unit has one: what
     // the Node side bound is there already; a listener bound here goes there at once.
-    let store_limit = if handoff.parent_pid == 0 { fdstore::limit(&handoff.env) } else { 0 };
+    let store_limit = if handoff.parent_pid == 0 { fdstore::limit(&handoff.child.env) } else { 0 };
     let mut stored = held.len();
     let status = 'serving: loop {
         if let (Some(status), true) = (ended, draining.is_empty()) {
@@ -451,11 +451,11 @@ fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> R
             let (caught, queued) = signals.take();
             merge(&mut pending, caught, queued);
             if let Some(&stop) = pending.0.iter().find(|&&s| s == SIGTERM || s == SIGINT) {
-                break Err(spawn::stopped(&handoff.program, &handoff.user, stop));
+                break Err(spawn::stopped(&handoff.child.program, &handoff.child.user, stop));
             }
         }
         if Instant::now() >= deadline {
-            break Err(spawn::stuck(&handoff.program, &handoff.user, handoff.ready_timeout_ms));
+            break Err(spawn::stuck(&handoff.child.program, &handoff.child.user, handoff.ready_timeout_ms));
         }
     };
     if let Err(err) = outcome {
@@ -486,25 +486,12 @@ fn merge(taken: &mut Taken, caught: Vec<i32>, queued: Vec<Queued>) {
 /// the metrics region.
 fn start(handoff: &Handoff, passed: &[Entry], number: u32, metrics: Option<i32>) -> Result<Generation> {
     let (channel, child_end) = broker::channel()?;
-    let mut env: Vec<String> = handoff
-        .env
-        .iter()
-        .filter(|var| !var.starts_with("PRIVSEP_GENERATION="))
-        .cloned()
-        .collect();
-    env.push(format!("PRIVSEP_GENERATION={}", number));
     let started = spawn::start(&Command {
-        program: handoff.program.clone(),
-        argv: handoff.argv.clone(),
-        env,
-        passed: passed.to_vec(),
-        user: handoff.user.clone(),
-        ids: handoff.ids.clone(),
-        umask: Some(handoff.umask).filter(|&m| m != privsep_core::handoff::KEEP_UMASK),
-        cwd: Some(handoff.cwd.clone()),
+        child: &handoff.child,
+        generation: number,
+        passed,
         channel: Some(child_end),
         region: metrics,
-        sandbox: Some(handoff.sandbox.clone()),
     });
     let _ = socket::close(child_end);
     match started {

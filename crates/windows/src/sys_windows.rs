@@ -123,7 +123,7 @@ pub fn spawn_as(
     _ids: &Ids,
     _exec_gid: u32,
     _umask: Option<u32>,
-    _cwd: Option<&CStr>,
+    _cwd: &CStr,
     _sandbox: Option<&mut Sandboxing>,
 ) -> SysResult<Starting> {
     unsupported("fork")

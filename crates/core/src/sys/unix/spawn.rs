@@ -57,7 +57,7 @@ pub fn spawn_as(
     ids: &Ids,
     exec_gid: u32,
     umask: Option<u32>,
-    cwd: Option<&CStr>,
+    cwd: &CStr,
     sandbox: Option<&mut Sandboxing>,
 ) -> SysResult<Starting> {
     // Everything the child touches is prepared here: after fork it may not allocate.
@@ -249,7 +249,7 @@ struct Child<'a> {
     groups: &'a [libc::gid_t],
     seen_groups: &'a mut [libc::gid_t],
     umask: Option<u32>,
-    cwd: Option<&'a CStr>,
+    cwd: &'a CStr,
     open_max: c_int,
     parent: libc::pid_t,
     dirents: &'a mut [u8],
@@ -340,9 +340,7 @@ impl<'a> Child<'a> {
         if let Some(mask) = self.umask {
             libc::umask(mask as libc::mode_t);
         }
-        if let Some(dir) = self.cwd {
-            step!(CHDIR, libc::chdir(dir.as_ptr()));
-        }
+        step!(CHDIR, libc::chdir(self.cwd.as_ptr()));
         #[cfg(target_os = "linux")]
         {
             // After the drop: changing credentials clears the parent-death signal. The parent

@@ -28,19 +28,29 @@ pub const MAX_ITEMS: u32 = 1 << 16;
 /// `umask` value meaning "keep the monitor's".
 pub const KEEP_UMASK: u32 = u32::MAX;
 
-/// The child the monitor starts, and how the monitor behaves.
+/// The program the monitor starts, each generation, and as whom: what `spawn::start` takes.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Handoff {
+pub struct Child {
     pub program: String,
     /// The whole argv, `argv[0]` included: at least one entry.
     pub argv: Vec<String>,
-    /// `NAME=value` strings, as the child gets them (the monitor adds the protocol variables).
+    /// `NAME=value` strings, as the child gets them (the start adds the protocol variables).
     pub env: Vec<String>,
     /// The user's name, for messages; `ids` are what the child runs as (never uid or gid 0).
     pub user: String,
     pub ids: Ids,
     /// A umask in 0..=0o777, or [`KEEP_UMASK`].
     pub umask: u32,
+    /// The absolute path of the folder the child starts in (entered as the user).
+    pub cwd: String,
+    /// The kernel sandbox every generation starts in (`sandbox.rs`).
+    pub sandbox: Sandbox,
+}
+
+/// The child the monitor starts, and how the monitor behaves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Handoff {
+    pub child: Child,
     /// Signals the monitor passes on to the child.
     pub signals: Vec<i32>,
     /// Where the monitor reports whether the child started (-1: nowhere; print and exit).
@@ -59,25 +69,23 @@ pub struct Handoff {
     pub upgrade_signal: i32,
     /// How long a new generation has to call ready() before it is killed, in ms.
     pub ready_timeout_ms: u32,
-    /// The absolute path of the folder the child starts in (entered as the user).
-    pub cwd: String,
-    /// The kernel sandbox every generation starts in (`sandbox.rs`).
-    pub sandbox: Sandbox,
 }
 
+#[cfg(any(test, feature = "node"))]
 pub fn encode(handoff: &Handoff) -> Vec<u8> {
+    let child = &handoff.child;
     let mut out = Writer(MAGIC.to_vec());
-    out.string(&handoff.program);
-    out.strings(&handoff.argv);
-    out.strings(&handoff.env);
-    out.string(&handoff.user);
-    out.u32(handoff.ids.uid);
-    out.u32(handoff.ids.gid);
-    out.u32(handoff.ids.groups.len() as u32);
-    for &group in &handoff.ids.groups {
+    out.string(&child.program);
+    out.strings(&child.argv);
+    out.strings(&child.env);
+    out.string(&child.user);
+    out.u32(child.ids.uid);
+    out.u32(child.ids.gid);
+    out.u32(child.ids.groups.len() as u32);
+    for &group in &child.ids.groups {
         out.u32(group);
     }
-    out.u32(handoff.umask);
+    out.u32(child.umask);
     out.u32(handoff.signals.len() as u32);
     for &signal in &handoff.signals {
         out.u32(signal as u32);
@@ -102,8 +110,8 @@ pub fn encode(handoff: &Handoff) -> Vec<u8> {
     out.string(&handoff.notify_socket);
     out.u32(handoff.upgrade_signal as u32);
     out.u32(handoff.ready_timeout_ms);
-    out.string(&handoff.cwd);
-    let sandbox = &handoff.sandbox;
+    out.string(&child.cwd);
+    let sandbox = &child.sandbox;
     out.u32(sandbox.flags);
     out.strings(&sandbox.read);
     out.strings(&sandbox.execute);
@@ -217,12 +225,16 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         return Err(malformed(format!("report fd {}", report_fd)));
     }
     Ok(Handoff {
-        program,
-        argv,
-        env,
-        user,
-        ids: Ids { uid, gid, groups },
-        umask,
+        child: Child {
+            program,
+            argv,
+            env,
+            user,
+            ids: Ids { uid, gid, groups },
+            umask,
+            cwd,
+            sandbox,
+        },
         signals,
         report_fd,
         parent_pid,
@@ -232,8 +244,6 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
         notify_socket,
         upgrade_signal,
         ready_timeout_ms,
-        cwd,
-        sandbox,
     })
 }
 
@@ -271,6 +281,7 @@ pub fn encode_report(report: &Report) -> Vec<u8> {
 }
 
 /// The report as `Report`, or `None` for anything but the two shapes above.
+#[cfg(any(test, feature = "node"))]
 pub fn decode_report(bytes: &[u8]) -> Option<Report> {
     let text = std::str::from_utf8(bytes).ok()?;
     let fields: Vec<&str> = text.split('\0').collect();
@@ -309,8 +320,10 @@ fn malformed(message: String) -> Error {
     )
 }
 
+#[cfg(any(test, feature = "node"))]
 struct Writer(Vec<u8>);
 
+#[cfg(any(test, feature = "node"))]
 impl Writer {
     fn u32(&mut self, value: u32) {
         self.0.extend_from_slice(&value.to_le_bytes());
@@ -370,6 +383,7 @@ mod tests {
 
     fn sample() -> Handoff {
         Handoff {
+            child: Child {
             program: "/usr/bin/node".into(),
             argv: vec!["node".into(), "/srv/app.mjs".into(), "clé, x".into()],
             env: vec!["HOME=/".into(), "A=b=c".into()],
@@ -380,6 +394,15 @@ mod tests {
                 groups: vec![65534, 7],
             },
             umask: 0o027,
+            cwd: "/srv/app".into(),
+            sandbox: Sandbox {
+                flags: crate::sandbox::ON | crate::sandbox::CONNECT_LISTED,
+                read: vec!["/srv/app".into(), "/etc/ssl".into()],
+                execute: vec!["/usr/bin/node".into()],
+                write: vec!["/var/lib/app".into()],
+                connect: vec![443, 5432],
+            },
+            },
             signals: vec![2, 15, 1],
             report_fd: 3,
             parent_pid: 42,
@@ -401,14 +424,6 @@ mod tests {
             notify_socket: "/run/systemd/notify".into(),
             upgrade_signal: 12,
             ready_timeout_ms: 30_000,
-            cwd: "/srv/app".into(),
-            sandbox: Sandbox {
-                flags: crate::sandbox::ON | crate::sandbox::CONNECT_LISTED,
-                read: vec!["/srv/app".into(), "/etc/ssl".into()],
-                execute: vec!["/usr/bin/node".into()],
-                write: vec!["/var/lib/app".into()],
-                connect: vec![443, 5432],
-            },
         }
     }
 
@@ -441,25 +456,25 @@ mod tests {
             change(&mut h);
             refused(&encode(&h))
         };
-        assert!(with(|h| h.ids.uid = 0).contains("root"));
-        assert!(with(|h| h.ids.gid = 0).contains("root"));
-        assert!(with(|h| h.umask = 0o1000).contains("umask"));
+        assert!(with(|h| h.child.ids.uid = 0).contains("root"));
+        assert!(with(|h| h.child.ids.gid = 0).contains("root"));
+        assert!(with(|h| h.child.umask = 0o1000).contains("umask"));
         assert!(with(|h| h.signals.push(65)).contains("signal 65"));
         assert!(with(|h| h.signals.push(0)).contains("signal 0"));
-        assert!(with(|h| h.argv.clear()).contains("argv"));
+        assert!(with(|h| h.child.argv.clear()).contains("argv"));
         assert!(with(|h| h.passed[1].fd = 5).contains("twice"));
         assert!(with(|h| h.passed[0].fd = 3).contains("report fd"));
         assert!(with(|h| h.passed[0].fd = 2).contains("below 3"));
         assert!(with(|h| h.report_fd = 1).contains("report fd"));
-        assert!(with(|h| h.program = "a\0b".into()).contains("NUL"));
+        assert!(with(|h| h.child.program = "a\0b".into()).contains("NUL"));
         assert!(with(|h| h.allow_folders.push("relative/".into())).contains("not absolute"));
         assert!(with(|h| h.allow.push(Passed::File("k.pem".into()))).contains("not absolute"));
-        assert!(with(|h| h.cwd = "srv".into()).contains("cwd"));
-        assert!(with(|h| h.cwd = String::new()).contains("cwd"));
-        assert!(with(|h| h.sandbox.flags |= 64).contains("unknown bits"));
-        assert!(with(|h| h.sandbox.write.push("tmp".into())).contains("not absolute"));
-        assert!(with(|h| h.sandbox.flags = 0).contains("sandbox off"));
-        assert!(with(|h| h.sandbox.connect.push(0)).contains("port 0"));
+        assert!(with(|h| h.child.cwd = "srv".into()).contains("cwd"));
+        assert!(with(|h| h.child.cwd = String::new()).contains("cwd"));
+        assert!(with(|h| h.child.sandbox.flags |= 64).contains("unknown bits"));
+        assert!(with(|h| h.child.sandbox.write.push("tmp".into())).contains("not absolute"));
+        assert!(with(|h| h.child.sandbox.flags = 0).contains("sandbox off"));
+        assert!(with(|h| h.child.sandbox.connect.push(0)).contains("port 0"));
     }
 
     #[test]
@@ -519,14 +534,14 @@ mod tests {
                 })
                 .collect();
             h.allow_folders = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
-            h.cwd = format!("/{}", rng.path());
-            h.sandbox.read = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
-            h.sandbox.write = (0..rng.below(2)).map(|_| format!("/{}", rng.path())).collect();
-            h.sandbox.flags = *rng.pick(&[1, 3, 5, 9, 15]);
-            h.sandbox.connect = if h.sandbox.connect_listed() { (0..rng.below(3)).map(|_| 1 + rng.below(65535) as u16).collect() } else { vec![] };
-            if h.sandbox.read.iter().chain(&h.sandbox.write).any(|p| p.split('/').any(|x| x == "..")) {
-                h.sandbox.read.clear();
-                h.sandbox.write.clear();
+            h.child.cwd = format!("/{}", rng.path());
+            h.child.sandbox.read = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
+            h.child.sandbox.write = (0..rng.below(2)).map(|_| format!("/{}", rng.path())).collect();
+            h.child.sandbox.flags = *rng.pick(&[1, 3, 5, 9, 15]);
+            h.child.sandbox.connect = if h.child.sandbox.connect_listed() { (0..rng.below(3)).map(|_| 1 + rng.below(65535) as u16).collect() } else { vec![] };
+            if h.child.sandbox.read.iter().chain(&h.child.sandbox.write).any(|p| p.split('/').any(|x| x == "..")) {
+                h.child.sandbox.read.clear();
+                h.child.sandbox.write.clear();
             }
             let bytes = encode(&h);
             assert_eq!(decode(&bytes).unwrap(), h);

@@ -29,6 +29,7 @@ pub struct Sandbox {
 }
 
 impl Sandbox {
+    #[cfg(any(test, feature = "node"))]
     pub fn off() -> Sandbox {
         Sandbox::default()
     }

@@ -72,6 +72,7 @@ impl Request {
     }
 }
 
+#[cfg(any(test, feature = "node"))]
 pub fn encode_request(request: &Request) -> Vec<u8> {
     let mut out = vec![VERSION];
     match request {
@@ -146,6 +147,7 @@ pub fn encode_reply(reply: &Reply) -> Vec<u8> {
     out
 }
 
+#[cfg(any(test, feature = "node"))]
 pub fn decode_reply(bytes: &[u8]) -> Result<Reply> {
     let mut r = Reader::new(bytes)?;
     let status = match r.u8()? {
@@ -209,6 +211,7 @@ impl Reply {
 
 /// The monitor's code for a refusal, as one of ours: a code this version does not know is
 /// reported as a broken protocol.
+#[cfg(any(test, feature = "node"))]
 pub fn known_code(code: &str) -> &'static str {
     const CODES: [&str; 6] = [
         "ERR_PRIVSEP_DENIED",

@@ -12,7 +12,6 @@
 
 use crate::address::Endpoint;
 use crate::{Error, Result};
-use std::collections::HashSet;
 
 pub const PID: &str = "PRIVSEP_PID";
 pub const FDS: &str = "PRIVSEP_FDS";
@@ -87,6 +86,7 @@ pub fn encode(pid: u32, entries: &[Entry]) -> [(&'static str, String); 3] {
 /// Parses the variables as found in the environment. `Ok(None)` when none is set (not a
 /// child of privsep). Checks the parent pid against `ppid`, the count, and duplicates; does
 /// not touch the descriptors: see [`restore`].
+#[cfg(any(test, feature = "node"))]
 pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u32) -> Result<Option<Vec<Entry>>> {
     let (pid, fds, files) = match (pid, fds, files) {
         (None, None, None) => return Ok(None),
@@ -125,8 +125,8 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
             entries.len()
         )));
     }
-    let mut fds_seen = HashSet::new();
-    let mut sockets_seen = HashSet::new();
+    let mut fds_seen = std::collections::HashSet::new();
+    let mut sockets_seen = std::collections::HashSet::new();
     for entry in &entries {
         let duplicate = !fds_seen.insert(entry.fd)
             || matches!(&entry.passed, Passed::Socket(_) if !sockets_seen.insert((entry.passed.kind(), entry.passed.value())));
@@ -147,6 +147,7 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
 }
 
 
+#[cfg(any(test, feature = "node"))]
 fn parse_entry(item: &str) -> Result<Entry> {
     let bad = || malformed(format!("entry {:?} in {} is not fd=kind:value", item, FILES));
     let (fd, rest) = item.split_once('=').ok_or_else(bad)?;
@@ -163,6 +164,7 @@ fn parse_entry(item: &str) -> Result<Entry> {
     Ok(Entry { fd, passed })
 }
 
+#[cfg(any(test, feature = "node"))]
 fn number<T: std::str::FromStr>(name: &str, text: &str) -> Result<T> {
     decimal(text).ok_or_else(|| malformed(format!("{} has {:?} where a number belongs", name, text)))
 }
@@ -178,6 +180,7 @@ pub fn decimal<T: std::str::FromStr>(text: &str) -> Option<T> {
     }
 }
 
+#[cfg(any(test, feature = "node"))]
 fn malformed(message: String) -> Error {
     Error::invalid("ERR_PRIVSEP_ENV_MALFORMED", message)
 }
@@ -198,6 +201,7 @@ pub fn percent_encode(text: &str) -> String {
 /// The inverse of [`percent_encode`], and only of it: `None` unless `text` is exactly what
 /// `percent_encode` writes for some UTF-8 text (an escape is `%` and two upper-case hex
 /// digits; a byte that is kept is never escaped, and one that is escaped never appears raw).
+#[cfg(any(test, feature = "node"))]
 pub fn percent_decode(text: &str) -> Option<String> {
     let hex = |b: u8| match b {
         b'0'..=b'9' => Some(b - b'0'),
