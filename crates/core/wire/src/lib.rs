@@ -2,8 +2,10 @@
 //! no dependency, what the root side and the Node side exchange: the hand-off description and
 //! the monitor's report (`handoff`), broker messages (`broker`), the environment protocol
 //! (`protocol`), and addresses (`address`); with them, the plain facts the system reports
-//! (`facts`). One encoder and one strict decoder each; these are
-//! the fuzzing targets.
+//! (`facts`). One encoder and one strict decoder each, side by side; these are the fuzzing
+//! targets. The halves only the Node side runs (the child, or the root process before the
+//! hand-off) are under `#[cfg(any(test, feature = "node"))]`: privsep-monitor is built without
+//! them.
 
 pub mod address;
 pub mod broker;
