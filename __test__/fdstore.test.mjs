@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import http from 'node:http'
 import path from 'node:path'
 import { after, afterEach, test } from 'node:test'
-import { alive, fixtures, tempDir } from './helpers.mjs'
+import { alive, fixtures, freePorts, tempDir } from './helpers.mjs'
 
 const dir = tempDir('privsep-fdstore-')
 after(() => fs.rmSync(dir, { recursive: true, force: true }))
@@ -25,7 +25,8 @@ afterEach(() => {
     try { if (fs.readFileSync(`/proc/${pid}/comm`, 'utf8').trim() === 'privsep-monitor') process.kill(pid, 'SIGKILL') } catch {}
   }
 })
-const base = 1100 + crypto.randomInt(400) * 8
+// Ports base + 1 .. base + 12.
+const [base] = await freePorts(13, 1100, 3200)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 /**

@@ -1,6 +1,7 @@
 // Shared by the core tests: run a fixture program as a real process, read its JSON lines,
 // talk to what it serves.
 import { spawn } from 'node:child_process'
+import crypto from 'node:crypto'
 import dgram from 'node:dgram'
 import fs from 'node:fs'
 import http from 'node:http'
@@ -82,6 +83,23 @@ export function fetchDatagram (type, port, host) {
 }
 
 /** A fresh directory under the system temp dir that `nobody` can enter. */
+/**
+ * `count` consecutive ports from a random start in [from, from + span), each free now on every
+ * address: a bind of 0.0.0.0 fails while anything holds the port (a service of this machine
+ * holds 2024 on 0.0.0.0, and a port a random pick lands on fails a test once in a while).
+ */
+export async function freePorts (count, from, span) {
+  const free = (port) => new Promise((resolve) => {
+    const server = net.createServer().once('error', () => resolve(false))
+    server.listen(port, '0.0.0.0', () => server.close(() => resolve(true)))
+  })
+  for (let attempt = 0; attempt < 100; attempt++) {
+    const ports = Array.from({ length: count }, (_, i) => from + crypto.randomInt(span) + i)
+    if ((await Promise.all(ports.map(free))).every(Boolean)) return ports
+  }
+  throw new Error(`no ${count} consecutive free ports from ${from} to ${from + span + count}`)
+}
+
 export function tempDir (prefix) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix))
   fs.chmodSync(dir, 0o755)

@@ -13,22 +13,11 @@ import readline from 'node:readline'
 import tls from 'node:tls'
 import { after, test } from 'node:test'
 import { lintExposition, parseExposition, programFamilies, promtool } from './exposition.mjs'
+import { freePorts } from './helpers.mjs'
 
 const root = new URL('..', import.meta.url).pathname
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-demo-test-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
-
-/** Two free privileged ports (checked by binding them here, as root). */
-async function freePorts () {
-  const ports = []
-  for (let port = 700 + crypto.randomInt(250); ports.length < 2; port++) {
-    const ok = await new Promise((resolve) => {
-      const s = net.createServer().once('error', () => resolve(false)).listen(port, '127.0.0.1', () => s.close(() => resolve(true)))
-    })
-    if (ok) ports.push(port)
-  }
-  return ports
-}
 
 function readGreeting (options) {
   return new Promise((resolve, reject) => {
@@ -50,7 +39,7 @@ function get (mod, options) {
 test('the demo as root: privileged ports, nobody, the key digest on every endpoint, a visible drain on SIGTERM',
   { skip: process.getuid?.() !== 0 && 'needs root', timeout: 60_000 }, async () => {
     const dir = path.join(tmp, 'files')
-    const [smtpPort, httpsPort] = await freePorts()
+    const [smtpPort, httpsPort] = await freePorts(2, 700, 250)
     const child = spawn(process.execPath, [path.join(root, 'examples/demo.mjs'), '--dir', dir, '--user', 'nobody',
       '--smtp-port', String(smtpPort), '--https-port', String(httpsPort), '--metrics-port', '0'], { stdio: ['ignore', 'pipe', 'pipe'] })
     const lines = []
@@ -162,7 +151,7 @@ test('the demo as root: privileged ports, nobody, the key digest on every endpoi
 test('the demo with stdout on a file: every line whole and in the order logged, root parent and child, through a SIGTERM drain',
   { skip: process.getuid?.() !== 0 && 'needs root', timeout: 60_000 }, async () => {
     const dir = path.join(tmp, 'files-log-order') // new: the parent makes the key and logs it
-    const [smtpPort, httpsPort] = await freePorts()
+    const [smtpPort, httpsPort] = await freePorts(2, 700, 250)
     const logPath = path.join(tmp, 'stdout.log')
     // The demo's default user, privsep-demo: made by the demo itself when missing, as on a fresh machine.
     spawnSync('userdel', ['privsep-demo'])

@@ -9,7 +9,7 @@ import net from 'node:net'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { mainManifest, packMain, packPlatform, platforms, publishManifest, root } from '../scripts/pack.mjs'
-import { importSource } from './helpers.mjs'
+import { freePorts, importSource } from './helpers.mjs'
 
 const { publishedPlatforms, platformTriple } = await importSource('native')
 // This machine's platform package (linux-x64-gnu here; the macOS CI job runs this file too).
@@ -91,19 +91,6 @@ function toolchainFreeBin (dir) {
   return bin
 }
 
-/** A free port below 1024 (we are root), not one a service here uses. */
-async function freePrivilegedPort () {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const port = 600 + Math.floor(Math.random() * 400)
-    const free = await new Promise((resolve) => {
-      const server = net.createServer().once('error', () => resolve(false))
-      server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)))
-    })
-    if (free) return port
-  }
-  throw new Error('no free port in 600..999')
-}
-
 const app = `
 import { listen, openPrivileged, forkExecUnprivileged, restorePassedFiles, cleanupPassedFiles } from 'privsep'
 import fs from 'node:fs'
@@ -167,7 +154,7 @@ describe('installed from the packed tarballs, without cargo', { skip: (!isRoot &
     const secret = `secret ${process.pid} ${Date.now()}\n`
     writeFileSync(keyPath, secret, { mode: 0o600 })
     writeFileSync(join(project, 'server.mjs'), app)
-    const port = await freePrivilegedPort()
+    const [port] = await freePorts(1, 600, 400)
 
     const server = spawn(process.execPath, ['server.mjs', String(port), keyPath], { cwd: project, env, stdio: ['ignore', 'pipe', 'pipe'] })
     let stderr = ''

@@ -7,13 +7,13 @@
 // at the next start (its port refuses, none leaks) while the store keeps one per listener.
 import assert from 'node:assert/strict'
 import { execFileSync, spawn } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import { after, test } from 'node:test'
 import * as container from '../scripts/systemd-container.mjs'
+import { freePorts } from './helpers.mjs'
 
 const root = path.join(import.meta.dirname, '..')
 const noContainer = container.unavailable()
@@ -21,7 +21,7 @@ const inside = (...argv) => container.exec(argv)
 const put = (file, text) => container.exec(['sh', '-c', `mkdir -p "$(dirname '${file}')" && cat > '${file}'`], { input: text })
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-fdstore-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
-const ports = Array.from({ length: 4 }, (_, i) => 700 + crypto.randomInt(15) * 4 + i)
+const ports = await freePorts(4, 700, 60)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const unitName = 'privsep-fdstore.service'
 

@@ -5,7 +5,6 @@
 // (SIGHUP through the monitor), stop drains it, all under the unit's hardening.
 import assert from 'node:assert/strict'
 import { execFileSync, spawnSync } from 'node:child_process'
-import crypto from 'node:crypto'
 import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
@@ -14,7 +13,7 @@ import path from 'node:path'
 import tls from 'node:tls'
 import { after, test } from 'node:test'
 import * as container from '../scripts/systemd-container.mjs'
-import { httpLoad } from './helpers.mjs'
+import { freePorts, httpLoad } from './helpers.mjs'
 
 const root = path.join(import.meta.dirname, '..')
 const noContainer = container.unavailable()
@@ -24,7 +23,7 @@ const inside = (...argv) => container.exec(argv)
 const put = (file, text) => container.exec(['sh', '-c', `mkdir -p "$(dirname '${file}')" && cat > '${file}'`], { input: text })
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'privsep-systemd-'))
 after(() => fs.rmSync(tmp, { recursive: true, force: true }))
-const ports = Array.from({ length: 3 }, (_, i) => 760 + crypto.randomInt(60) * 3 + i)
+const ports = await freePorts(3, 760, 180)
 
 /**
  * The unit for the demo on `ports`, its files in /run/privsep-demo (RuntimeDirectory),
