@@ -1,8 +1,10 @@
 // Footprint benchmark: what the root side holds while its unprivileged child serves. For each
 // variant the launched root process starts, its child answers on a privileged port, and then
 // the root process's resident memory (VmRSS), its private part (Private_Clean + Private_Dirty of
-// /proc/PID/smaps_rollup: RSS also counts libc's pages, shared with every process) and thread
-// count are read from /proc:
+// /proc/PID/smaps_rollup: RSS also counts libc's pages, shared with every process), the dirty
+// part of that (Private_Dirty: what the process wrote; the clean part is mostly its own
+// executable's pages, which vary by tens of KiB run to run with the kernel's fault-around) and
+// thread count are read from /proc:
 // - privsep: the root process after the hand-off, which is privsep-monitor (same pid);
 // - embedded: privsep with `exit: false`, a root Node process that stays (as privsep's root
 //   process was before the monitor); the monitor it starts is not counted;
@@ -59,7 +61,7 @@ async function once (variant) {
     const rollup = readFileSync(`/proc/${root.pid}/smaps_rollup`, 'utf8')
     const kib = (name) => Number(rollup.match(new RegExp(`^${name}:\\s*(\\d+) kB`, 'm'))[1])
     const privateKiB = kib('Private_Clean') + kib('Private_Dirty')
-    return { rssKiB: field('VmRSS'), privateKiB, threads: field('Threads'), comm, child: Number(/pid=(\d+)/.exec(answer)[1]) }
+    return { rssKiB: field('VmRSS'), privateKiB, dirtyKiB: kib('Private_Dirty'), threads: field('Threads'), comm, child: Number(/pid=(\d+)/.exec(answer)[1]) }
   } finally {
     try { process.kill(-root.pid, 'SIGKILL') } catch {}
     await exited
@@ -78,11 +80,12 @@ for (let round = 0; round < rounds; round++) {
 
 console.log(`footprint: the root side while its child (nobody) serves, ${rounds} rounds, interleaved`)
 console.log(`node ${process.version}`)
-console.log('variant     process            RSS MiB  private MiB  threads')
+console.log('variant     process            RSS MiB  private MiB  dirty MiB  threads')
 for (const [name, list] of results) {
   const rss = median(list.map((r) => r.rssKiB)) / 1024
   const own = median(list.map((r) => r.privateKiB)) / 1024
-  console.log(`${name.padEnd(11)} ${list[0].comm.padEnd(18)} ${rss.toFixed(2).padStart(7)}  ${own.toFixed(2).padStart(11)}  ${String(median(list.map((r) => r.threads))).padStart(7)}`)
+  const dirty = median(list.map((r) => r.dirtyKiB)) / 1024
+  console.log(`${name.padEnd(11)} ${list[0].comm.padEnd(18)} ${rss.toFixed(2).padStart(7)}  ${own.toFixed(2).padStart(11)}  ${dirty.toFixed(2).padStart(9)}  ${String(median(list.map((r) => r.threads))).padStart(7)}`)
 }
 console.log('\nRSS ratios, privsep / variant (95% interval by resampling rounds)')
 const rss = (name) => results.get(name).map((r) => r.rssKiB)
