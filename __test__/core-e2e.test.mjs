@@ -92,3 +92,43 @@ describe('a root parent hands its sockets and key to a child running as nobody',
     assert.deepEqual(await run.exited, { code: 0, signal: null })
   })
 })
+
+// Without a logger, privsep's own lines go to stderr: through fd 2 directly where no stream of
+// the process holds data for it (src/index.ts, stderrLine), else through process.stderr.
+describe('privsep\'s own lines on stderr', () => {
+  // Node ignores NODE_EXTRA_CA_CERTS in the child and privsep says so: not this test's line.
+  const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_EXTRA_CA_CERTS'))
+  const ours = (stderr) => stderr.split('\n').filter((line) => /^(privsep|child): /.test(line)).map((line) => line.replace(/\d+/g, 'N').slice(0, 40))
+
+  test('come once each, the root\'s then the child\'s, before what the child writes next', async () => {
+    const run = start('stderr-lines.mjs', {}, { env })
+    assert.deepEqual(await run.exited, { code: 0, signal: null }, run.stderr)
+    await new Promise((resolve) => run.child.stderr.readableEnded ? resolve() : run.child.stderr.on('close', resolve))
+    assert.deepEqual(ours(run.stderr), [
+      'privsep: the child runs as user "nobody", w',
+      'privsep: the pid to signal is N (this proc',
+      'privsep: sandbox: full (Landlock ABI N, se',
+      'child: restored'
+    ].map((line) => line.slice(0, 40)))
+  })
+
+  test('come after what process.stderr still holds, even when the pipe has room', async () => {
+    const dir = tempDir('privsep-stderr-')
+    const go = path.join(dir, 'go')
+    const fill = 4 << 20 // more than a pipe or socket pair holds
+    const run = start('stderr-lines.mjs', { fill, go }, { env })
+    // Part of the fill has arrived: the pipe has room, and the child's stream still queues the rest.
+    while (run.stderr.length < 4096) await new Promise((resolve) => setTimeout(resolve, 10))
+    assert.ok(!run.stderr.includes('filled'), 'the whole fill went through at once: nothing was queued')
+    fs.writeFileSync(go, '')
+    assert.deepEqual(await run.exited, { code: 0, signal: null }, run.stderr.slice(-2000))
+    await new Promise((resolve) => run.child.stderr.readableEnded ? resolve() : run.child.stderr.on('close', resolve))
+    fs.rmSync(dir, { recursive: true, force: true })
+    const stderr = run.stderr
+    const filled = stderr.indexOf('filled\n')
+    const sandbox = stderr.indexOf('privsep: sandbox: ')
+    assert.ok(sandbox > filled, `privsep's line came before the end of what the child's stream held (at byte ${sandbox}; the fill ends at ${filled})`)
+    assert.equal(stderr.indexOf('~'.repeat(fill) + '\nfilled\n'), stderr.indexOf('~'), 'the fill arrived whole')
+    assert.ok(stderr.indexOf('child: restored') > sandbox)
+  })
+})

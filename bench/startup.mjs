@@ -8,10 +8,13 @@
 // Usage (as root, after `npm run build`):
 //   node bench/startup.mjs [runs]          default 15 runs, or env STARTUP_RUNS
 //   STARTUP_VARIANTS=spawn,privsep,installed node bench/startup.mjs   a subset
+//   STARTUP_BASE=/path/to/other/checkout node bench/startup.mjs   adds variant "base": that
+//     checkout's build (after its own `npm run build`), installed the same way, to measure a
+//     change against it in paired rounds (installed/base)
 import { spawn } from 'node:child_process'
 import { chmodSync, cpSync, mkdtempSync, readdirSync, rmSync } from 'node:fs'
 import net from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { quantile, ratio } from './stats.mjs'
 
@@ -25,6 +28,9 @@ const allVariants = [
   { name: 'privsep', program: join(dir, 'privsep.mjs'), port: 714, uid: 65534 },
   { name: 'installed', program: null, port: 715, uid: 65534 } // program: see installedLayout()
 ]
+// STARTUP_BASE=DIR: variant "base", another checkout's build (after its `npm run build`), laid
+// out as installed, to measure a change against it in the same paired rounds as "installed".
+if (process.env.STARTUP_BASE) allVariants.push({ name: 'base', program: null, from: process.env.STARTUP_BASE, port: 717, uid: 65534 })
 const runs = Number(process.argv[2] ?? process.env.STARTUP_RUNS ?? 15)
 const wanted = process.env.STARTUP_VARIANTS?.split(',')
 const variants = allVariants.filter((v) => !wanted || wanted.includes(v.name))
@@ -45,9 +51,10 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 /**
  * A directory laid out as npm installs privsep, readable by nobody: node_modules/privsep (its
  * package.json and dist/) and node_modules/privsep-<triple> (npm/<triple>/package.json and
- * this checkout's addon and monitor), with privsep.mjs beside them. Returns the directory.
+ * the addon and monitor), all from the checkout `root`, with privsep.mjs beside them. Returns
+ * that privsep.mjs.
  */
-function installedLayout () {
+function installedLayout (root) {
   const builds = readdirSync(root).filter((name) => /^privsep\..+\.node$/.test(name))
   if (builds.length !== 1) throw new Error(`expected one local build privsep.<triple>.node in ${root}, found ${builds.length}: run npm run build`)
   const triple = builds[0].slice('privsep.'.length, -'.node'.length)
@@ -61,7 +68,7 @@ function installedLayout () {
   cpSync(join(root, builds[0]), join(platform, builds[0]))
   cpSync(join(root, `privsep-monitor.${triple}`), join(platform, `privsep-monitor.${triple}`))
   cpSync(join(dir, 'privsep.mjs'), join(layout, 'privsep.mjs'))
-  return layout
+  return join(layout, 'privsep.mjs')
 }
 
 /** One connection attempt: the line the server sent, or null if nothing listens yet. */
@@ -130,8 +137,7 @@ async function once (variant) {
   return ms
 }
 
-const layout = variants.some((v) => v.name === 'installed') ? installedLayout() : null
-if (layout) variants.find((v) => v.name === 'installed').program = join(layout, 'privsep.mjs')
+for (const variant of variants.filter((v) => v.program === null)) variant.program = installedLayout(variant.from ?? root)
 const times = new Map(variants.map((v) => [v.name, []]))
 try {
   // One warm-up round, not counted: page cache, the addon, nobody's passwd entry.
@@ -143,7 +149,9 @@ try {
     }
   }
 } finally {
-  if (layout) rmSync(layout, { recursive: true, force: true })
+  for (const variant of variants.filter((v) => v.program.startsWith('/tmp/privsep-startup-'))) {
+    rmSync(dirname(variant.program), { recursive: true, force: true })
+  }
 }
 
 const stats = new Map()
@@ -166,8 +174,9 @@ for (const row of names) {
 }
 if (stats.has('spawn')) {
   console.log('\ntarget: privsep no slower than the hand-written spawn (95% interval by resampling rounds)')
-  for (const name of ['privsep', 'installed'].filter((n) => stats.has(n))) {
+  for (const name of ['privsep', 'installed', 'base'].filter((n) => stats.has(n))) {
     const r = ratio(times.get(name), times.get('spawn'))
     console.log(`  ${name}/spawn = ${r.text}: ${r.value <= 1 ? 'met' : 'NOT met'}`)
   }
 }
+if (stats.has('base') && stats.has('installed')) console.log(`\ninstalled/base = ${ratio(times.get('installed'), times.get('base')).text} (paired rounds: this checkout against ${process.env.STARTUP_BASE})`)
