@@ -98,7 +98,9 @@ describe('a root parent hands its sockets and key to a child running as nobody',
 describe('privsep\'s own lines on stderr', () => {
   // Node ignores NODE_EXTRA_CA_CERTS in the child and privsep says so: not this test's line.
   const env = Object.fromEntries(Object.entries(process.env).filter(([name]) => name !== 'NODE_EXTRA_CA_CERTS'))
-  const ours = (stderr) => stderr.split('\n').filter((line) => /^(privsep|child): /.test(line)).map((line) => line.replace(/\d+/g, 'N').slice(0, 40))
+  // The sandbox's state is the kernel's to say (`none` under qemu-user): only its line is compared.
+  const ours = (stderr) => stderr.split('\n').filter((line) => /^(privsep|child): /.test(line))
+    .map((line) => line.replace(/\d+/g, 'N').replace(/^(privsep: sandbox: ).*/, '$1').slice(0, 40))
 
   test('come once each, the root\'s then the child\'s, before what the child writes next', async () => {
     const run = start('stderr-lines.mjs', {}, { env })
@@ -107,7 +109,7 @@ describe('privsep\'s own lines on stderr', () => {
     assert.deepEqual(ours(run.stderr), [
       'privsep: the child runs as user "nobody", w',
       'privsep: the pid to signal is N (this proc',
-      'privsep: sandbox: full (Landlock ABI N, se',
+      'privsep: sandbox: ',
       'child: restored'
     ].map((line) => line.slice(0, 40)))
   })
