@@ -362,14 +362,14 @@ mod tests {
     }
 
     fn random_request(rng: &mut crate::fuzz::Rng) -> Request {
-        let id = rng.next() as u32;
+        let id = rng.next_u64() as u32;
         match rng.below(4) {
             0 => Request::File { id, path: rng.path() },
             1 => Request::Listener {
                 id,
                 endpoint: rng.endpoint(),
-                backlog: rng.next() as u32,
-                mode: rng.next() as u32,
+                backlog: rng.next_u64() as u32,
+                mode: rng.next_u64() as u32,
             },
             2 => Request::Notify {
                 id,
@@ -387,9 +387,9 @@ mod tests {
             let request = random_request(rng);
             assert_eq!(decode_request(&encode_request(&request)).unwrap(), request);
             let reply = Reply {
-                id: rng.next() as u32,
+                id: rng.next_u64() as u32,
                 status: *rng.pick(&[Status::Ok, Status::Denied, Status::Failed]),
-                errno: rng.next() as i32,
+                errno: rng.next_u64() as i32,
                 code: rng.text(8).replace('\0', ""),
                 message: rng.text(30).replace('\0', ""),
             };

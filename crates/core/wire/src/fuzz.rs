@@ -9,7 +9,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 pub struct Rng(u64);
 
 impl Rng {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -17,7 +17,7 @@ impl Rng {
         z ^ (z >> 31)
     }
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
+        (self.next_u64() % n.max(1) as u64) as usize
     }
     pub fn chance(&mut self, one_in: usize) -> bool {
         self.below(one_in) == 0
@@ -27,7 +27,7 @@ impl Rng {
     }
     pub fn bytes(&mut self, max: usize) -> Vec<u8> {
         let len = self.below(max + 1);
-        (0..len).map(|_| self.next() as u8).collect()
+        (0..len).map(|_| self.next_u64() as u8).collect()
     }
     /// Text that leans on what the grammars treat specially: separators, `%`, digits, hex in
     /// both cases, brackets, NUL, control characters and non-ASCII.
@@ -60,8 +60,8 @@ impl Rng {
             Network::Udp6,
             Network::Unix,
         ]);
-        let port = if self.chance(4) { 0 } else { self.next() as u16 };
-        let v4 = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(self.next() as u32), port));
+        let port = if self.chance(4) { 0 } else { self.next_u64() as u16 };
+        let v4 = SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::from(self.next_u64() as u32), port));
         let address = match network {
             Network::Unix => {
                 let mut path = self.path();
@@ -77,7 +77,7 @@ impl Rng {
                 // Zero groups often, so that runs of them (and their compression) are common.
                 let mut groups = [0u16; 8];
                 for g in groups.iter_mut() {
-                    *g = if self.chance(2) { 0 } else { self.next() as u16 };
+                    *g = if self.chance(2) { 0 } else { self.next_u64() as u16 };
                 }
                 if self.chance(8) {
                     groups[..5].copy_from_slice(&[0; 5]);
@@ -85,8 +85,8 @@ impl Rng {
                 }
                 let ip = Ipv6Addr::from(groups);
                 let scope = if self.chance(4) {
-                    groups[0] = 0xfe80 | (self.next() as u16 & 0x3f);
-                    (self.next() as u32).max(1)
+                    groups[0] = 0xfe80 | (self.next_u64() as u16 & 0x3f);
+                    (self.next_u64() as u32).max(1)
                 } else {
                     0
                 };
@@ -103,8 +103,8 @@ impl Rng {
         for _ in 0..1 + self.below(4) {
             let at = self.below(out.len() + 1);
             match self.below(4) {
-                0 if at < out.len() => out[at] = self.next() as u8,
-                1 => out.insert(at, self.next() as u8),
+                0 if at < out.len() => out[at] = self.next_u64() as u8,
+                1 => out.insert(at, self.next_u64() as u8),
                 2 if at < out.len() => {
                     out.remove(at);
                 }

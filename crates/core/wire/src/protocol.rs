@@ -354,7 +354,7 @@ mod tests {
                     },
                 })
                 .collect();
-            let pid = (rng.next() as u32).max(1);
+            let pid = (rng.next_u64() as u32).max(1);
             let [p, n, files] = encode(pid, &entries);
             match decode(Some(&p.1), Some(&n.1), Some(&files.1), pid) {
                 Ok(decoded) => assert_eq!(decoded.unwrap(), entries, "{}", files.1),

@@ -454,10 +454,18 @@ unsafe fn probe_process_limit() -> c_int {
 /// The effective and saved gid `gid`, the real one `real`: a real gid other than the
 /// effective one at exec keeps the program not dumpable from its first instruction
 /// (docs/SECURITY.md, "Not dumpable").
+///
+/// # Safety
+/// It changes the credentials of this thread (glibc: of every thread): call it in a child
+/// between fork and exec, or where the whole process is to change.
 #[cfg(target_os = "linux")]
 pub unsafe fn set_gid(real: u32, gid: u32) -> c_int {
     libc::setresgid(real, gid, gid)
 }
+/// Real, effective and saved uid `uid`.
+///
+/// # Safety
+/// As [`set_gid`].
 #[cfg(target_os = "linux")]
 pub unsafe fn set_uid(uid: u32) -> c_int {
     libc::setresuid(uid, uid, uid)
