@@ -156,7 +156,10 @@ mod tests {
     #[test]
     fn stored_names_parse() {
         let name = privsep_core::fdstore::name;
-        for n in [name("tcp", "0.0.0.0:443").unwrap(), name("unix", "/run/caf\u{e9}:1").unwrap()] {
+        for n in [
+            name("tcp", "0.0.0.0:443").unwrap(),
+            name("unix", "/run/caf\u{e9}:1").unwrap(),
+        ] {
             assert_eq!(parse_names(&n).unwrap(), std::slice::from_ref(&n));
         }
     }
@@ -176,7 +179,14 @@ mod tests {
             ("7", "1", Some("caf\u{e9}")),
             ("7", "1", Some("a\u{7f}")),
         ] {
-            assert_eq!(code(pid, fds, names), "ERR_PRIVSEP_ACTIVATION_MALFORMED", "{} {} {:?}", pid, fds, names);
+            assert_eq!(
+                code(pid, fds, names),
+                "ERR_PRIVSEP_ACTIVATION_MALFORMED",
+                "{} {} {:?}",
+                pid,
+                fds,
+                names
+            );
         }
         assert_eq!(parse_names("web:a b~!").unwrap(), ["web", "a b~!"]);
         assert!(parse_names(&"x".repeat(MAX_NAME)).is_ok());
@@ -190,7 +200,9 @@ mod tests {
         privsep_wire::fuzz::run("fdnames", |rng| {
             let names: Vec<String> = (0..rng.below(5))
                 .map(|_| {
-                    let name: String = (0..1 + rng.below(12)).map(|_| (b' ' + rng.below(95) as u8) as char).collect();
+                    let name: String = (0..1 + rng.below(12))
+                        .map(|_| (b' ' + rng.below(95) as u8) as char)
+                        .collect();
                     name.replace(':', "c")
                 })
                 .collect();
@@ -200,7 +212,9 @@ mod tests {
                 Ok(parsed) => {
                     assert_eq!(parsed.join(":"), text);
                     // The grammar, as docs/PROTOCOL.md states it.
-                    let valid = |n: &String| !n.is_empty() && n.len() <= 255 && n.bytes().all(|b| (32..127).contains(&b) && b != b':');
+                    let valid = |n: &String| {
+                        !n.is_empty() && n.len() <= 255 && n.bytes().all(|b| (32..127).contains(&b) && b != b':')
+                    };
                     assert!(parsed.iter().all(valid), "{:?}", text);
                 }
                 Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_ACTIVATION_MALFORMED"),

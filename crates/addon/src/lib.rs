@@ -18,15 +18,15 @@ use privsep_core::sys;
 
 use js::{Cx, Fail};
 use privsep_core::broker::Request;
-use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::fdstore;
+use privsep_core::handoff::{self, Handoff, Report};
 use privsep_core::notify;
 use privsep_core::paths;
 use privsep_core::protocol::{self, Entry, Passed};
-use privsep_windows::restricted::{self, Child};
 use privsep_core::socket::{self, Endpoint};
 use privsep_core::{Error, Result};
 use privsep_node_api::*;
+use privsep_windows::restricted::{self, Child};
 use std::os::raw::c_void;
 use std::panic::AssertUnwindSafe;
 use std::ptr;
@@ -195,7 +195,10 @@ fn sandbox_profile(cx: &Cx, profile: napi_value) -> std::result::Result<privsep_
             .into_iter()
             .map(|port| match cx.int(port, "port")? {
                 port @ 1..=65535 => Ok(port as u16),
-                port => Err(Fail::invalid(&format!("sandbox connect port {} is not in 1..65535", port))),
+                port => Err(Fail::invalid(&format!(
+                    "sandbox connect port {} is not in 1..65535",
+                    port
+                ))),
             })
             .collect::<std::result::Result<Vec<_>, Fail>>()?,
     })
@@ -556,7 +559,9 @@ unsafe extern "C" fn queue_signal(env: napi_env, info: napi_callback_info) -> na
         let pid = cx.int(args[0], "pid")?;
         let timeout = cx.int(args[2], "timeoutMs")?;
         if pid <= 0 || timeout < 0 {
-            return Err(Fail::invalid("queueSignal takes a pid above 0 and a timeout of 0 or more"));
+            return Err(Fail::invalid(
+                "queueSignal takes a pid above 0 and a timeout of 0 or more",
+            ));
         }
         match process::queue_and_wait(pid as u32, cx.int(args[1], "signal")?, timeout as u32)? {
             Some(answer) => cx.create_number(answer as f64),

@@ -6,8 +6,8 @@
 use crate::sys;
 use privsep_core::handoff::{self, Handoff};
 use privsep_core::protocol::{Entry, Passed};
-use privsep_core::spawn::c_string;
 use privsep_core::socket;
+use privsep_core::spawn::c_string;
 
 pub use privsep_core::process::*;
 use privsep_core::{Error, Result};

@@ -211,7 +211,6 @@ pub fn anonymous_file(bytes: &[u8]) -> SysResult<RawFd> {
     Ok(file.into_raw_fd())
 }
 
-
 /// Replaces this process with `program` (argv `argv`, an empty environment), keeping stdio
 /// and `keep` open across the exec and every signal blocked: signals that arrive meanwhile stay pending
 /// for the new program, which sets up its own handling first. Returns only on failure.
@@ -270,7 +269,10 @@ pub fn queue_and_wait(pid: u32, signal: c_int, timeout_ms: u32) -> SysResult<Opt
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (pid, signal, timeout_ms);
-        Err(SysError::new("sigtimedwait", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
+        Err(SysError::new(
+            "sigtimedwait",
+            io::Error::new(io::ErrorKind::Unsupported, "Linux only"),
+        ))
     }
 }
 
@@ -308,7 +310,6 @@ fn queue_then_wait(pid: u32, signal: c_int, set: &libc::sigset_t, timeout_ms: u3
         }
     }
 }
-
 
 /// The child after exec: the real gid becomes the effective one (an unprivileged process may
 /// set it to its effective gid), so the ids are the user's again. Changing only the real gid

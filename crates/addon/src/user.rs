@@ -118,7 +118,14 @@ mod tests {
         let ids = resolve("nobody", None).unwrap();
         let readable = |paths: &[&str]| paths.iter().map(|p| p.to_string()).collect::<Vec<_>>();
         check_access("nobody", &ids, "/bin/sh", "/", &readable(&["/etc/passwd"])).unwrap();
-        let err = check_access("nobody", &ids, "/bin/sh", "/", &readable(&["/etc/passwd", "/etc/shadow"])).unwrap_err();
+        let err = check_access(
+            "nobody",
+            &ids,
+            "/bin/sh",
+            "/",
+            &readable(&["/etc/passwd", "/etc/shadow"]),
+        )
+        .unwrap_err();
         assert_eq!(err.code(), "ERR_PRIVSEP_NO_ACCESS");
         let message = err.to_string();
         assert!(

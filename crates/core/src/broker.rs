@@ -157,8 +157,18 @@ mod tests {
             let base: Vec<&str> = folder.trim_end_matches('/').split('/').collect();
             let parts: Vec<&str> = asked.split('/').collect();
             let below = parts.len() > base.len() && parts[..base.len()] == base[..];
-            let allowed = policy.allows(&Request::File { id: 0, path: asked.clone() });
-            assert_eq!(allowed, plain && (asked == file || below), "{:?} {:?} {:?}", asked, file, folder);
+            let allowed = policy.allows(&Request::File {
+                id: 0,
+                path: asked.clone(),
+            });
+            assert_eq!(
+                allowed,
+                plain && (asked == file || below),
+                "{:?} {:?} {:?}",
+                asked,
+                file,
+                folder
+            );
         });
     }
 }

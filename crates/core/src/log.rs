@@ -24,7 +24,11 @@ pub fn line(text: &str) {
     let mut bytes = Vec::with_capacity(text.len() + 80);
     if dropped > 0 {
         bytes.extend_from_slice(
-            format!("privsep-monitor: {} line(s) of this log were dropped: stderr did not take them\n", dropped).as_bytes(),
+            format!(
+                "privsep-monitor: {} line(s) of this log were dropped: stderr did not take them\n",
+                dropped
+            )
+            .as_bytes(),
         );
     }
     bytes.extend_from_slice(escape(text).as_bytes());
@@ -60,10 +64,19 @@ mod tests {
     fn escape_leaves_one_line_of_printable_text() {
         assert_eq!(escape("/etc/key.pem"), "/etc/key.pem");
         assert_eq!(escape("é ü 鍵"), "é ü 鍵");
-        assert_eq!(escape("/x\nforged\r\u{1b}[2K\\n\u{85}\u{2028}\u{7f}"), "/x\\nforged\\r\\u{1b}[2K\\\\n\\u{85}\\u{2028}\\u{7f}");
+        assert_eq!(
+            escape("/x\nforged\r\u{1b}[2K\\n\u{85}\u{2028}\u{7f}"),
+            "/x\\nforged\\r\\u{1b}[2K\\\\n\\u{85}\\u{2028}\\u{7f}"
+        );
         for c in (0u32..0x110000).filter_map(char::from_u32) {
             let escaped = escape(&c.to_string());
-            assert!(!escaped.chars().any(|e| e.is_control() || e == '\u{2028}' || e == '\u{2029}'), "{:?}", c);
+            assert!(
+                !escaped
+                    .chars()
+                    .any(|e| e.is_control() || e == '\u{2028}' || e == '\u{2029}'),
+                "{:?}",
+                c
+            );
         }
     }
 }

@@ -33,8 +33,7 @@ pub fn send_fd(socket: &str, state: &str, fd: Option<i32>) -> Result<()> {
     if address[0] == b'@' {
         address[0] = 0;
     }
-    sys::send_datagram(&address, state.as_bytes(), fd)
-        .map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
+    sys::send_datagram(&address, state.as_bytes(), fd).map_err(|e| e.about(format!("NOTIFY_SOCKET {}", socket)))
 }
 
 #[cfg(test)]

@@ -199,7 +199,11 @@ mod tests {
         std::fs::write(&file, "k").unwrap();
         let readable = std::fs::File::open(&file).unwrap();
         validate_file(readable.as_raw_fd(), &file).unwrap();
-        let o_path = OpenOptions::new().read(true).custom_flags(libc::O_PATH).open(&file).unwrap();
+        let o_path = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_PATH)
+            .open(&file)
+            .unwrap();
         let write_only = OpenOptions::new().write(true).open(&file).unwrap();
         for fd in [o_path.as_raw_fd(), write_only.as_raw_fd()] {
             assert_eq!(validate_file(fd, &file).unwrap_err().code(), "ERR_PRIVSEP_NOT_FILE");

@@ -2,9 +2,9 @@
 //! and the environment protocol set: what the monitor does after the hand-off. The user is
 //! resolved, and the program checked, in the Node process before it (the addon's `user.rs`).
 
+use crate::error::SysError;
 use crate::protocol::{self, Entry};
 use crate::sys;
-use crate::error::SysError;
 use crate::{Error, Result};
 use std::ffi::CString;
 
@@ -95,7 +95,11 @@ pub fn stopped(program: &str, user: &str, signal: i32) -> Error {
 pub fn start(command: &Command) -> Result<Starting> {
     let child = command.child;
     let program = c_string("program", &child.program)?;
-    let argv = child.argv.iter().map(|a| c_string("argument", a)).collect::<Result<Vec<_>>>()?;
+    let argv = child
+        .argv
+        .iter()
+        .map(|a| c_string("argument", a))
+        .collect::<Result<Vec<_>>>()?;
     let in_child: Vec<Entry> = (0..command.passed.len())
         .map(|i| Entry {
             fd: 3 + i as i32,
@@ -117,7 +121,13 @@ pub fn start(command: &Command) -> Result<Starting> {
     for (name, value) in &protocol_vars {
         env.push(c_string("environment variable", &format!("{}={}", name, value))?);
     }
-    let fds: Vec<i32> = command.passed.iter().map(|e| e.fd).chain(command.channel).chain(command.region).collect();
+    let fds: Vec<i32> = command
+        .passed
+        .iter()
+        .map(|e| e.fd)
+        .chain(command.channel)
+        .chain(command.region)
+        .collect();
     let cwd = c_string("cwd", &child.cwd)?;
     let umask = Some(child.umask).filter(|&m| m != KEEP_UMASK);
     let real_gid = exec_gid(&child.ids);
@@ -125,7 +135,17 @@ pub fn start(command: &Command) -> Result<Starting> {
         Some(sandbox) => Some(prepare_sandbox(sandbox)?),
         None => None,
     };
-    match sys::spawn_as(&program, &argv, &env, &fds, &child.ids, real_gid, umask, &cwd, sandboxing.as_mut()) {
+    match sys::spawn_as(
+        &program,
+        &argv,
+        &env,
+        &fds,
+        &child.ids,
+        real_gid,
+        umask,
+        &cwd,
+        sandboxing.as_mut(),
+    ) {
         Ok(inner) => Ok(Starting {
             inner,
             user: child.user.clone(),

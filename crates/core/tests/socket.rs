@@ -157,7 +157,10 @@ fn inet_socket(kind: libc::c_int, protocol: libc::c_int) -> Option<i32> {
     sin.sin_addr.s_addr = u32::from_ne_bytes([127, 0, 0, 1]);
     let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
     // SAFETY: `sin` is a sockaddr_in of `len` bytes; fd is ours.
-    assert_eq!(unsafe { libc::bind(fd, &sin as *const _ as *const libc::sockaddr, len) }, 0);
+    assert_eq!(
+        unsafe { libc::bind(fd, &sin as *const _ as *const libc::sockaddr, len) },
+        0
+    );
     if kind == libc::SOCK_STREAM {
         // SAFETY: listen(2) on our socket.
         assert_eq!(unsafe { libc::listen(fd, 1) }, 0);
@@ -184,7 +187,12 @@ fn an_mptcp_or_udp_lite_socket_is_not_tcp_or_udp() {
                 continue;
             }
         };
-        assert_eq!(code(fd, network, "127.0.0.1:0"), "ERR_PRIVSEP_SOCKET_TYPE", "protocol {}", protocol);
+        assert_eq!(
+            code(fd, network, "127.0.0.1:0"),
+            "ERR_PRIVSEP_SOCKET_TYPE",
+            "protocol {}",
+            protocol
+        );
         let plain = inet_socket(kind, 0).unwrap();
         socket::validate(plain, &endpoint(network, "127.0.0.1:0")).unwrap();
         socket::close(fd).unwrap();

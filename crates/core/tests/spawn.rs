@@ -15,12 +15,20 @@ fn ids(user: &str, group: Option<&str>) -> Ids {
     };
     let gid = match group {
         None => run("id", &["-g", user]).parse().unwrap(),
-        Some(group) => run("getent", &["group", group]).split(':').nth(2).unwrap().parse().unwrap(),
+        Some(group) => run("getent", &["group", group])
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .parse()
+            .unwrap(),
     };
     Ids {
         uid: run("id", &["-u", user]).parse().unwrap(),
         gid,
-        groups: run("id", &["-G", user]).split(' ').map(|g| g.parse().unwrap()).collect(),
+        groups: run("id", &["-G", user])
+            .split(' ')
+            .map(|g| g.parse().unwrap())
+            .collect(),
     }
 }
 
@@ -30,7 +38,11 @@ fn shell(script: &str) -> Child {
         // -p: a shell whose real and effective gid differ (as the child's do until
         // restorePassedFiles: spawn::exec_gid) would otherwise set its effective gid to the real one.
         argv: vec!["sh".into(), "-p".into(), "-c".into(), script.into()],
-        env: vec!["PATH=/usr/bin:/bin".into(), "PRIVSEP_PID=stale".into(), "PRIVSEP_GENERATION=7".into()],
+        env: vec![
+            "PATH=/usr/bin:/bin".into(),
+            "PRIVSEP_PID=stale".into(),
+            "PRIVSEP_GENERATION=7".into(),
+        ],
         user: "nobody".into(),
         ids: ids("nobody", None),
         umask: 0o027,
@@ -119,10 +131,7 @@ fn exec_failure_comes_back_as_an_error_with_its_errno() {
 fn a_nul_byte_in_an_argument_is_refused() {
     let mut command = shell("exit 0");
     command.argv.push("nul\0byte".into());
-    assert_eq!(
-        spawn(&command, &[]).unwrap_err().code(),
-        "ERR_PRIVSEP_INVALID_ARGUMENT"
-    );
+    assert_eq!(spawn(&command, &[]).unwrap_err().code(), "ERR_PRIVSEP_INVALID_ARGUMENT");
 }
 
 #[test]

@@ -116,7 +116,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     }
     let signals = Signals::catch(&caught, &ignored)?;
     // The metrics region every generation counts in; never mapped nor read here.
-    let metrics = region::create().map_err(|err| log!("{}: each generation counts its own metrics", err)).ok();
+    let metrics = region::create()
+        .map_err(|err| log!("{}: each generation counts its own metrics", err))
+        .ok();
 
     let first = start(&handoff, &handoff.passed, 1, metrics);
     close_files(&handoff.passed);
@@ -150,13 +152,20 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
     };
     // systemd's file descriptor store, when this is the main process and the unit has one: what
     // the Node side bound is there already; a listener bound here goes there at once.
-    let store_limit = if handoff.parent_pid == 0 { fdstore::limit(&handoff.child.env) } else { 0 };
+    let store_limit = if handoff.parent_pid == 0 {
+        fdstore::limit(&handoff.child.env)
+    } else {
+        0
+    };
     let mut stored = held.len();
     let status = 'serving: loop {
         if let (Some(status), true) = (ended, draining.is_empty()) {
             break 'serving status;
         }
-        let deadlines = next.iter().map(|(_, d)| *d).chain(draining.iter().filter_map(|d| d.kill_at));
+        let deadlines = next
+            .iter()
+            .map(|(_, d)| *d)
+            .chain(draining.iter().filter_map(|d| d.kill_at));
         // Signals taken during the first start are acted on at once.
         let deadlines = deadlines.chain(Some(Instant::now()).filter(|_| !pending.0.is_empty()));
         let timeout = deadlines.min().map_or(-1, |deadline| {
@@ -166,7 +175,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 .min(i32::MAX as u128) as i32
         });
         let next_channel = next.as_ref().and_then(|(g, _)| g.channel);
-        let next_start = next.as_ref().and_then(|(g, _)| g.starting.as_ref()).map(|s| s.report_fd());
+        let next_start = next
+            .as_ref()
+            .and_then(|(g, _)| g.starting.as_ref())
+            .map(|s| s.report_fd());
         let ready = process::wait_readable(
             &[
                 signals.fd(),
@@ -177,13 +189,20 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             timeout,
         )?;
         let mut upgrade = false;
-        let (caught, queued) = if ready[0] { signals.take() } else { (Vec::new(), Vec::new()) };
+        let (caught, queued) = if ready[0] {
+            signals.take()
+        } else {
+            (Vec::new(), Vec::new())
+        };
         let (caught, queued) = {
             let mut taken = std::mem::take(&mut pending);
             merge(&mut taken, caught, queued);
             taken
         };
-        let mut asked: Vec<Queued> = queued.into_iter().filter(|q| q.signal == handoff.upgrade_signal).collect();
+        let mut asked: Vec<Queued> = queued
+            .into_iter()
+            .filter(|q| q.signal == handoff.upgrade_signal)
+            .collect();
         for signal in caught {
             if signal == SIGCHLD {
                 while let Some((pid, status)) = process::reap()? {
@@ -264,7 +283,9 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 upgrades.failed(what, current.number);
             }
         }
-        if next.as_ref().map_or(false, |(g, deadline)| g.starting.is_some() && Instant::now() >= *deadline) {
+        if next.as_ref().map_or(false, |(g, deadline)| {
+            g.starting.is_some() && Instant::now() >= *deadline
+        }) {
             let (stuck, _) = next.take().expect("next is set");
             let what = format!(
                 "generation {} had not started (exec) within {} ms (stopped before exec by a process of the user?): killed (SIGKILL)",
@@ -280,7 +301,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
             late.retire(&mut draining, grace);
             upgrades.failed(what, current.number);
         }
-        for late in draining.iter_mut().filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at)) {
+        for late in draining
+            .iter_mut()
+            .filter(|d| d.kill_at.map_or(false, |at| Instant::now() >= at))
+        {
             // Not reaped yet (a SIGCHLD would have taken it out): the pid is still its.
             let _ = process::send(late.pid, process::SIGKILL);
             late.kill_at = None;
@@ -307,7 +331,10 @@ fn monitor(report: &mut i32) -> Result<ExitStatus> {
                 }
                 Err(err) => {
                     upgrades.waiting.append(&mut asked);
-                    upgrades.failed(format!("could not start generation {}: {}", generations, err), current.number);
+                    upgrades.failed(
+                        format!("could not start generation {}: {}", generations, err),
+                        current.number,
+                    );
                 }
             }
         }
@@ -445,7 +472,12 @@ fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> R
         let left = deadline.saturating_duration_since(Instant::now());
         let ready = process::wait_readable(&[starting.report_fd(), signals.fd()], left.as_millis() as i32)?;
         if ready[0] {
-            break first.starting.take().expect("a generation starting").finish(false).map(|_| ());
+            break first
+                .starting
+                .take()
+                .expect("a generation starting")
+                .finish(false)
+                .map(|_| ());
         }
         if ready[1] {
             let (caught, queued) = signals.take();
@@ -455,7 +487,11 @@ fn first_start(mut first: Generation, signals: &Signals, handoff: &Handoff) -> R
             }
         }
         if Instant::now() >= deadline {
-            break Err(spawn::stuck(&handoff.child.program, &handoff.child.user, handoff.ready_timeout_ms));
+            break Err(spawn::stuck(
+                &handoff.child.program,
+                &handoff.child.user,
+                handoff.ready_timeout_ms,
+            ));
         }
     };
     if let Err(err) = outcome {
@@ -657,7 +693,10 @@ fn store(new: &[(Endpoint, i32)], before: usize, limit: usize, notify_socket: &s
             _ if limit == 0 || notify_socket.is_empty() => Ok(()),
             _ if before + i >= limit => Err(fdstore::full(&what, limit)),
             Some(name) => fdstore::store(notify_socket, &name, *fd),
-            None => Err(Error::invalid("ERR_PRIVSEP_FDSTORE_FULL", format!("{}: its name is longer than systemd's 255", what))),
+            None => Err(Error::invalid(
+                "ERR_PRIVSEP_FDSTORE_FULL",
+                format!("{}: its name is longer than systemd's 255", what),
+            )),
         };
         if let Err(err) = sent {
             log!("{}: {}", err.code(), err);

@@ -5,7 +5,6 @@ use crate::restricted::TokenInfo;
 use privsep_wire::error::{SysError, SysResult};
 use std::io;
 
-
 fn windows_only<T>(call: &'static str) -> SysResult<T> {
     Err(SysError::new(
         call,

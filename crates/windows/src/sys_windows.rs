@@ -1105,7 +1105,8 @@ mod ffi {
             flags: u32,
             template: HANDLE,
         ) -> HANDLE;
-        pub fn ReadFile(handle: HANDLE, buffer: *mut c_void, len: u32, read: *mut u32, overlapped: *mut c_void) -> BOOL;
+        pub fn ReadFile(handle: HANDLE, buffer: *mut c_void, len: u32, read: *mut u32, overlapped: *mut c_void)
+            -> BOOL;
         pub fn GetFileInformationByHandle(handle: HANDLE, info: *mut BY_HANDLE_FILE_INFORMATION) -> BOOL;
         pub fn GetFinalPathNameByHandleW(handle: HANDLE, path: *mut u16, len: u32, flags: u32) -> u32;
         pub fn GetHandleInformation(handle: HANDLE, flags: *mut u32) -> BOOL;

@@ -149,7 +149,9 @@ impl Endpoint {
                 "ERR_PRIVSEP_INVALID_ARGUMENT",
                 format!(
                     "{} address {:?} is not in its canonical form {:?}",
-                    network, address, endpoint.to_string()
+                    network,
+                    address,
+                    endpoint.to_string()
                 ),
             ));
         }
@@ -234,7 +236,8 @@ fn write_ipv6(f: &mut fmt::Formatter<'_>, ip: &Ipv6Addr) -> fmt::Result {
 fn parse_ip(network: Network, address: &str) -> std::result::Result<SocketAddr, &'static str> {
     let syntax = "expected ip:port, [ipv6]:port or :port (host names are not resolved)";
     let (host, port) = address.rsplit_once(':').ok_or(syntax)?;
-    let port: u16 = crate::protocol::decimal(port).ok_or("the port must be a number from 0 to 65535, without sign or leading zero")?;
+    let port: u16 = crate::protocol::decimal(port)
+        .ok_or("the port must be a number from 0 to 65535, without sign or leading zero")?;
     if host.is_empty() {
         let any = match network {
             Network::Tcp4 | Network::Udp4 => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -244,7 +247,12 @@ fn parse_ip(network: Network, address: &str) -> std::result::Result<SocketAddr, 
     }
     let inner = match host.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
         Some(inner) => inner,
-        None => return host.parse::<Ipv4Addr>().map(|ip| SocketAddr::new(IpAddr::V4(ip), port)).map_err(|_| syntax),
+        None => {
+            return host
+                .parse::<Ipv4Addr>()
+                .map(|ip| SocketAddr::new(IpAddr::V4(ip), port))
+                .map_err(|_| syntax)
+        }
     };
     let (ip, scope) = match inner.split_once('%') {
         Some((ip, scope)) => (ip, Some(scope)),
@@ -257,7 +265,9 @@ fn parse_ip(network: Network, address: &str) -> std::result::Result<SocketAddr, 
             let link_local = ip.segments()[0] & 0xffc0 == 0xfe80;
             match crate::protocol::decimal::<u32>(scope) {
                 Some(id) if id != 0 && link_local => id,
-                _ => return Err("a scope id (%N) is a nonzero interface index, and only a link-local address (fe80::/10) has one"),
+                _ => return Err(
+                    "a scope id (%N) is a nonzero interface index, and only a link-local address (fe80::/10) has one",
+                ),
             }
         }
     };
@@ -278,7 +288,6 @@ pub fn same_address(bound: &Address, declared: &Address) -> bool {
         _ => false,
     }
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -374,7 +383,11 @@ mod tests {
                     assert_eq!(Endpoint::parse_canonical(network, &canonical).unwrap(), parsed);
                     if network != "unix" {
                         let port = mutated.rsplit(':').next().unwrap();
-                        assert!(port == "0" || !port.starts_with('0') && !port.starts_with('+'), "{}", mutated);
+                        assert!(
+                            port == "0" || !port.starts_with('0') && !port.starts_with('+'),
+                            "{}",
+                            mutated
+                        );
                     }
                 }
                 Err(err) => assert_eq!(err.code(), "ERR_PRIVSEP_INVALID_ARGUMENT"),

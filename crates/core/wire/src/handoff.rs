@@ -162,7 +162,8 @@ pub fn decode(bytes: &[u8]) -> Result<Handoff> {
             }
             allow_folders.push(value);
         } else {
-            let allowed = Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
+            let allowed =
+                Passed::parse_canonical(&kind, &value).map_err(|e| malformed(format!("allow entry: {}", e)))?;
             if matches!(&allowed, Passed::File(path) if !path.starts_with('/')) {
                 return Err(malformed(format!("allowed file {:?} is not absolute", value)));
             }
@@ -384,24 +385,24 @@ mod tests {
     fn sample() -> Handoff {
         Handoff {
             child: Child {
-            program: "/usr/bin/node".into(),
-            argv: vec!["node".into(), "/srv/app.mjs".into(), "clé, x".into()],
-            env: vec!["HOME=/".into(), "A=b=c".into()],
-            user: "nobody".into(),
-            ids: Ids {
-                uid: 65534,
-                gid: 65534,
-                groups: vec![65534, 7],
-            },
-            umask: 0o027,
-            cwd: "/srv/app".into(),
-            sandbox: Sandbox {
-                flags: crate::sandbox::ON | crate::sandbox::CONNECT_LISTED,
-                read: vec!["/srv/app".into(), "/etc/ssl".into()],
-                execute: vec!["/usr/bin/node".into()],
-                write: vec!["/var/lib/app".into()],
-                connect: vec![443, 5432],
-            },
+                program: "/usr/bin/node".into(),
+                argv: vec!["node".into(), "/srv/app.mjs".into(), "clé, x".into()],
+                env: vec!["HOME=/".into(), "A=b=c".into()],
+                user: "nobody".into(),
+                ids: Ids {
+                    uid: 65534,
+                    gid: 65534,
+                    groups: vec![65534, 7],
+                },
+                umask: 0o027,
+                cwd: "/srv/app".into(),
+                sandbox: Sandbox {
+                    flags: crate::sandbox::ON | crate::sandbox::CONNECT_LISTED,
+                    read: vec!["/srv/app".into(), "/etc/ssl".into()],
+                    execute: vec!["/usr/bin/node".into()],
+                    write: vec!["/var/lib/app".into()],
+                    connect: vec![443, 5432],
+                },
             },
             signals: vec![2, 15, 1],
             report_fd: 3,
@@ -521,7 +522,11 @@ mod tests {
             h.passed = (0..rng.below(4))
                 .map(|i| Entry {
                     fd: 5 + i as i32,
-                    passed: if rng.chance(2) { Passed::File(rng.path()) } else { Passed::Socket(rng.endpoint()) },
+                    passed: if rng.chance(2) {
+                        Passed::File(rng.path())
+                    } else {
+                        Passed::Socket(rng.endpoint())
+                    },
                 })
                 .collect();
             h.allow = (0..rng.below(4))
@@ -538,8 +543,18 @@ mod tests {
             h.child.sandbox.read = (0..rng.below(3)).map(|_| format!("/{}", rng.path())).collect();
             h.child.sandbox.write = (0..rng.below(2)).map(|_| format!("/{}", rng.path())).collect();
             h.child.sandbox.flags = *rng.pick(&[1, 3, 5, 9, 15]);
-            h.child.sandbox.connect = if h.child.sandbox.connect_listed() { (0..rng.below(3)).map(|_| 1 + rng.below(65535) as u16).collect() } else { vec![] };
-            if h.child.sandbox.read.iter().chain(&h.child.sandbox.write).any(|p| p.split('/').any(|x| x == "..")) {
+            h.child.sandbox.connect = if h.child.sandbox.connect_listed() {
+                (0..rng.below(3)).map(|_| 1 + rng.below(65535) as u16).collect()
+            } else {
+                vec![]
+            };
+            if h.child
+                .sandbox
+                .read
+                .iter()
+                .chain(&h.child.sandbox.write)
+                .any(|p| p.split('/').any(|x| x == ".."))
+            {
                 h.child.sandbox.read.clear();
                 h.child.sandbox.write.clear();
             }

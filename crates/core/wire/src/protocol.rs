@@ -146,7 +146,6 @@ pub fn decode(pid: Option<&str>, fds: Option<&str>, files: Option<&str>, ppid: u
     Ok(Some(entries))
 }
 
-
 #[cfg(any(test, feature = "node"))]
 fn parse_entry(item: &str) -> Result<Entry> {
     let bad = || malformed(format!("entry {:?} in {} is not fd=kind:value", item, FILES));
@@ -160,7 +159,8 @@ fn parse_entry(item: &str) -> Result<Entry> {
         )));
     }
     let value = percent_decode(value).ok_or_else(bad)?;
-    let passed = Passed::parse_canonical(kind, &value).map_err(|e| malformed(format!("{} entry {:?}: {}", FILES, item, e)))?;
+    let passed =
+        Passed::parse_canonical(kind, &value).map_err(|e| malformed(format!("{} entry {:?}: {}", FILES, item, e)))?;
     Ok(Entry { fd, passed })
 }
 
@@ -277,7 +277,12 @@ mod tests {
             ("1", "3=sctp:ANY"),
             ("1", "3=file:%zz"),
         ] {
-            assert_eq!(code(Some("9"), Some(fds), Some(&any(files))), "ERR_PRIVSEP_ENV_MALFORMED", "{}", files);
+            assert_eq!(
+                code(Some("9"), Some(fds), Some(&any(files))),
+                "ERR_PRIVSEP_ENV_MALFORMED",
+                "{}",
+                files
+            );
         }
         assert_eq!(
             code(Some("9"), Some("2"), Some(&any("3=tcp:ANY,3=file:/k"))),
@@ -295,7 +300,15 @@ mod tests {
     fn only_the_grammar_is_accepted() {
         let refused = |pid: &str, fds: &str, files: &str| {
             let err = decode(Some(pid), Some(fds), Some(files), 9).expect_err(files);
-            assert_eq!(err.code(), "ERR_PRIVSEP_ENV_MALFORMED", "{} {} {}: {}", pid, fds, files, err);
+            assert_eq!(
+                err.code(),
+                "ERR_PRIVSEP_ENV_MALFORMED",
+                "{} {} {}: {}",
+                pid,
+                fds,
+                files,
+                err
+            );
         };
         refused("9", "1", "3=file:/a%+1"); // a sign where a hex digit belongs
         refused("9", "1", "3=file:/a%2c"); // lower-case hex

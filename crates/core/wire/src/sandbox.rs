@@ -114,10 +114,19 @@ mod tests {
     #[test]
     fn the_state_line_has_its_two_flags_where_it_says() {
         let (line, landlock, seccomp) = state_line(7, false);
-        assert_eq!(line, "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:7 required:0 missing:");
+        assert_eq!(
+            line,
+            "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:7 required:0 missing:"
+        );
         assert_eq!((&line[landlock..landlock + 1], &line[seccomp..seccomp + 1]), ("-", "-"));
-        assert_eq!(state_line(3, true).0, "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:3 required:1 missing:net,ioctl_dev,scopes");
-        assert_eq!(state_line(0, false).0, "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:0 required:0 missing:landlock");
+        assert_eq!(
+            state_line(3, true).0,
+            "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:3 required:1 missing:net,ioctl_dev,scopes"
+        );
+        assert_eq!(
+            state_line(0, false).0,
+            "PRIVSEP_SANDBOX=v1 landlock:- seccomp:- abi:0 required:0 missing:landlock"
+        );
     }
 
     #[test]
@@ -141,7 +150,13 @@ mod tests {
         })
         .unwrap()
         .contains("port 0"));
-        assert!(Sandbox { flags: REQUIRED, ..Sandbox::default() }.invalid().unwrap().contains("off"));
+        assert!(Sandbox {
+            flags: REQUIRED,
+            ..Sandbox::default()
+        }
+        .invalid()
+        .unwrap()
+        .contains("off"));
         assert_eq!(Sandbox::off().invalid(), None);
     }
 }

@@ -123,7 +123,10 @@ pub fn receive_message(socket: RawFd, max: usize) -> SysResult<Message> {
 /// with unsent data would hold `close` for its linger time (anything else just closes). For
 /// what a process that is not trusted attached to a message.
 pub fn close_unread(fd: OwnedFd) {
-    let off = libc::linger { l_onoff: 0, l_linger: 0 };
+    let off = libc::linger {
+        l_onoff: 0,
+        l_linger: 0,
+    };
     // SAFETY: `off` is a valid linger of the size given; on anything but a socket this fails
     // with ENOTSOCK and changes nothing.
     unsafe {
@@ -234,7 +237,9 @@ pub fn signal_with_parent(parent: u32, signal: c_int) -> SysResult<()> {
 pub fn become_subreaper() -> SysResult<()> {
     #[cfg(target_os = "linux")]
     // SAFETY: plain prctl.
-    cvt("prctl", unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) })?;
+    cvt("prctl", unsafe {
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    })?;
     Ok(())
 }
 
@@ -316,7 +321,10 @@ pub fn send_datagram(address: &[u8], bytes: &[u8], fd: Option<RawFd>) -> SysResu
     let mut sun: libc::sockaddr_un = unsafe { mem::zeroed() };
     sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
     if address.is_empty() || address.len() >= sun.sun_path.len() {
-        return Err(SysError::new("sendmsg", io::Error::from_raw_os_error(libc::ENAMETOOLONG)));
+        return Err(SysError::new(
+            "sendmsg",
+            io::Error::from_raw_os_error(libc::ENAMETOOLONG),
+        ));
     }
     for (dst, src) in sun.sun_path.iter_mut().zip(address) {
         *dst = *src as c_char;

@@ -46,7 +46,9 @@ pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usiz
     let deadline = std::time::Instant::now() + std::time::Duration::from_millis(timeout_ms as u64);
     let mut written = 0;
     while written < bytes.len() {
-        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as c_int;
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .as_millis() as c_int;
         let mut polled = libc::pollfd {
             fd,
             events: libc::POLLOUT,
@@ -66,7 +68,12 @@ pub fn write_bounded(fd: RawFd, bytes: &[u8], timeout_ms: u32) -> SysResult<usiz
         let piece = &bytes[written..(written + 256).min(bytes.len())];
         // SAFETY: sending from `piece`; MSG_DONTWAIT does not touch the description's flags.
         let mut n = unsafe {
-            libc::send(fd, piece.as_ptr().cast(), piece.len(), libc::MSG_DONTWAIT | MSG_NOSIGNAL)
+            libc::send(
+                fd,
+                piece.as_ptr().cast(),
+                piece.len(),
+                libc::MSG_DONTWAIT | MSG_NOSIGNAL,
+            )
         };
         if n == -1 && io::Error::last_os_error().raw_os_error() == Some(libc::ENOTSOCK) {
             // SAFETY: writing from `piece`.

@@ -15,15 +15,15 @@ use std::os::raw::{c_char, c_int};
 use std::os::unix::io::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::ptr;
 
-mod spawn;
-mod process;
 mod channel;
 mod handoff;
 mod paths;
-mod socket_files;
+mod process;
 mod region;
 #[cfg(target_os = "linux")]
 mod sandbox;
+mod socket_files;
+mod spawn;
 // Elsewhere no Landlock and no seccomp: a sandbox cannot be prepared (spawn.rs says so).
 #[cfg(not(target_os = "linux"))]
 mod sandbox {
@@ -32,7 +32,10 @@ mod sandbox {
         pub abi: u32,
     }
     pub fn prepare_sandbox(_sandbox: &privsep_wire::sandbox::Sandbox) -> SysResult<Sandboxing> {
-        Err(SysError::new("landlock_create_ruleset", io::Error::from_raw_os_error(libc::ENOSYS)))
+        Err(SysError::new(
+            "landlock_create_ruleset",
+            io::Error::from_raw_os_error(libc::ENOSYS),
+        ))
     }
     pub struct InFork;
     pub enum SandboxFailure {
@@ -56,14 +59,14 @@ mod sandbox {
         }
     }
 }
-pub use spawn::*;
-pub use process::*;
 pub use channel::*;
 pub use handoff::*;
 pub use paths::*;
-pub use socket_files::*;
+pub use process::*;
 pub use region::*;
 pub use sandbox::*;
+pub use socket_files::*;
+pub use spawn::*;
 
 /// The one place a `-1` becomes an error.
 pub fn cvt(syscall: &'static str, ret: c_int) -> SysResult<c_int> {

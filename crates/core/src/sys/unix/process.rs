@@ -179,14 +179,23 @@ pub fn answer_queued(pid: u32, tid: i32, value: i32) -> SysResult<()> {
         let mut info = queue_info(answer_signal(), value);
         // SAFETY: `info` is a valid siginfo; the kernel checks the ids and our permission.
         let ret = unsafe {
-            libc::syscall(libc::SYS_rt_tgsigqueueinfo, pid as libc::pid_t, tid, answer_signal(), &mut info)
+            libc::syscall(
+                libc::SYS_rt_tgsigqueueinfo,
+                pid as libc::pid_t,
+                tid,
+                answer_signal(),
+                &mut info,
+            )
         };
         cvt("rt_tgsigqueueinfo", ret as c_int).map(|_| ())
     }
     #[cfg(not(target_os = "linux"))]
     {
         let _ = (pid, tid, value);
-        Err(SysError::new("rt_tgsigqueueinfo", io::Error::new(io::ErrorKind::Unsupported, "Linux only")))
+        Err(SysError::new(
+            "rt_tgsigqueueinfo",
+            io::Error::new(io::ErrorKind::Unsupported, "Linux only"),
+        ))
     }
 }
 
@@ -212,4 +221,3 @@ pub fn poll_readable(fds: &[RawFd], timeout_ms: c_int) -> SysResult<Vec<bool>> {
     }
     Ok(polled.iter().map(|p| p.fd >= 0 && p.revents != 0).collect())
 }
-

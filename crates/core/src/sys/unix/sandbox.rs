@@ -69,7 +69,9 @@ struct NetPortAttr {
     port: u64,
 }
 const _: () = assert!(
-    mem::size_of::<RulesetAttr>() == 24 && mem::size_of::<PathBeneathAttr>() == 12 && mem::size_of::<NetPortAttr>() == 16
+    mem::size_of::<RulesetAttr>() == 24
+        && mem::size_of::<PathBeneathAttr>() == 12
+        && mem::size_of::<NetPortAttr>() == 16
 );
 
 /// The filesystem rights Landlock ABI `abi` handles (1: the first thirteen; 2 REFER; 3
@@ -92,7 +94,14 @@ fn fs_rights(abi: u32) -> u64 {
 /// EOPNOTSUPP: built in but off at boot; anything else alike).
 pub fn landlock_abi() -> u32 {
     // SAFETY: with a null attribute and size 0, the version query reads and writes nothing.
-    let abi = unsafe { libc::syscall(SYS_LANDLOCK_CREATE_RULESET, ptr::null::<RulesetAttr>(), 0usize, CREATE_RULESET_VERSION) };
+    let abi = unsafe {
+        libc::syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            ptr::null::<RulesetAttr>(),
+            0usize,
+            CREATE_RULESET_VERSION,
+        )
+    };
     if abi < 0 {
         0
     } else {
@@ -270,22 +279,39 @@ fn ruleset(sandbox: &Sandbox, abi: u32) -> SysResult<OwnedFd> {
         } else {
             0
         },
-        scoped: if abi >= 6 { SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL } else { 0 },
+        scoped: if abi >= 6 {
+            SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL
+        } else {
+            0
+        },
     };
     // SAFETY: `attr` is a valid ruleset attribute of the size given; the call returns a fresh
     // close-on-exec descriptor or -1.
     let fd = unsafe {
-        libc::syscall(SYS_LANDLOCK_CREATE_RULESET, &attr as *const RulesetAttr, mem::size_of::<RulesetAttr>(), 0u32)
+        libc::syscall(
+            SYS_LANDLOCK_CREATE_RULESET,
+            &attr as *const RulesetAttr,
+            mem::size_of::<RulesetAttr>(),
+            0u32,
+        )
     };
     let ruleset = owned("landlock_create_ruleset", fd as c_int)?;
-    let lists: [(&[String], u64); 3] = [(&sandbox.read, READ), (&sandbox.execute, EXECUTE), (&sandbox.write, WRITE)];
+    let lists: [(&[String], u64); 3] = [
+        (&sandbox.read, READ),
+        (&sandbox.execute, EXECUTE),
+        (&sandbox.write, WRITE),
+    ];
     for (paths, rights) in lists {
         for path in paths {
             allow_path(ruleset.as_raw_fd(), path.as_bytes(), rights & handled)?;
         }
     }
     // A sink Node opens when a standard descriptor is closed, and aborts without.
-    allow_path(ruleset.as_raw_fd(), b"/dev/null", (FS_READ_FILE | FS_WRITE_FILE) & handled)?;
+    allow_path(
+        ruleset.as_raw_fd(),
+        b"/dev/null",
+        (FS_READ_FILE | FS_WRITE_FILE) & handled,
+    )?;
     if abi >= 4 && sandbox.connect_listed() {
         for &port in &sandbox.connect {
             let rule = NetPortAttr {
@@ -294,7 +320,13 @@ fn ruleset(sandbox: &Sandbox, abi: u32) -> SysResult<OwnedFd> {
             };
             // SAFETY: a valid rule of the type named, read by the kernel only.
             let ret = unsafe {
-                libc::syscall(SYS_LANDLOCK_ADD_RULE, ruleset.as_raw_fd(), RULE_NET_PORT, &rule as *const NetPortAttr, 0u32)
+                libc::syscall(
+                    SYS_LANDLOCK_ADD_RULE,
+                    ruleset.as_raw_fd(),
+                    RULE_NET_PORT,
+                    &rule as *const NetPortAttr,
+                    0u32,
+                )
             };
             cvt("landlock_add_rule", ret as c_int)?;
         }
@@ -323,7 +355,11 @@ fn allow_path(ruleset: RawFd, path: &[u8], rights: u64) -> SysResult<()> {
     let mut stat: libc::stat = unsafe { mem::zeroed() };
     // SAFETY: `fd` is open and `stat` valid for writes.
     cvt("fstat", unsafe { libc::fstat(fd.as_raw_fd(), &mut stat) })?;
-    let rights = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR { rights } else { rights & FS_FILE };
+    let rights = if stat.st_mode & libc::S_IFMT == libc::S_IFDIR {
+        rights
+    } else {
+        rights & FS_FILE
+    };
     add_path_rule(ruleset, fd.as_raw_fd(), rights)
 }
 
@@ -333,7 +369,15 @@ fn add_path_rule(ruleset: RawFd, fd: RawFd, rights: u64) -> SysResult<()> {
         parent_fd: fd,
     };
     // SAFETY: a valid rule of the type named, read by the kernel only.
-    let ret = unsafe { libc::syscall(SYS_LANDLOCK_ADD_RULE, ruleset, RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32) };
+    let ret = unsafe {
+        libc::syscall(
+            SYS_LANDLOCK_ADD_RULE,
+            ruleset,
+            RULE_PATH_BENEATH,
+            &rule as *const PathBeneathAttr,
+            0u32,
+        )
+    };
     cvt("landlock_add_rule", ret as c_int).map(drop)
 }
 
@@ -398,14 +442,23 @@ impl InFork {
     /// on memory prepared before the fork.
     pub unsafe fn apply(&self) -> Result<(), SandboxFailure> {
         if self.ruleset != -1 {
-            let proc = libc::open(b"/proc/self\0".as_ptr().cast(), libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC);
+            let proc = libc::open(
+                b"/proc/self\0".as_ptr().cast(),
+                libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+            );
             let mut ok = proc != -1;
             if ok {
                 let rule = PathBeneathAttr {
                     allowed_access: self.proc_rights,
                     parent_fd: proc,
                 };
-                ok = libc::syscall(SYS_LANDLOCK_ADD_RULE, self.ruleset, RULE_PATH_BENEATH, &rule as *const PathBeneathAttr, 0u32) == 0;
+                ok = libc::syscall(
+                    SYS_LANDLOCK_ADD_RULE,
+                    self.ruleset,
+                    RULE_PATH_BENEATH,
+                    &rule as *const PathBeneathAttr,
+                    0u32,
+                ) == 0;
                 libc::close(proc);
             }
             ok = ok && libc::syscall(SYS_LANDLOCK_RESTRICT_SELF, self.ruleset, 0u32) == 0;
@@ -416,7 +469,12 @@ impl InFork {
             }
         }
         if self.filter.len > 0 {
-            if libc::prctl(libc::PR_SET_SECCOMP, SECCOMP_MODE_FILTER, &self.filter as *const SockFprog) == 0 {
+            if libc::prctl(
+                libc::PR_SET_SECCOMP,
+                SECCOMP_MODE_FILTER,
+                &self.filter as *const SockFprog,
+            ) == 0
+            {
                 *self.state.add(self.flags_at.1) = b'y';
             } else if self.required {
                 return Err(SandboxFailure::Seccomp(errno()));
@@ -485,7 +543,13 @@ mod tests {
             }
             let foreign = &program[1];
             assert_eq!(program[2 + foreign.jf as usize].k, RET_EPERM);
-            assert_eq!(program.iter().filter(|op| op.k == arch::IO_URING_SETUP && op.code == BPF_JEQ_K).count(), if io_uring { 0 } else { 1 });
+            assert_eq!(
+                program
+                    .iter()
+                    .filter(|op| op.k == arch::IO_URING_SETUP && op.code == BPF_JEQ_K)
+                    .count(),
+                if io_uring { 0 } else { 1 }
+            );
         }
     }
 }

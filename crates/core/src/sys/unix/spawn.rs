@@ -64,7 +64,12 @@ pub fn spawn_as(
     let argv: Vec<*const c_char> = argv.iter().map(|a| a.as_ptr()).chain(Some(ptr::null())).collect();
     let mut sandbox = sandbox;
     let state = sandbox.as_mut().map(|s| s.state_entry());
-    let envp: Vec<*const c_char> = env.iter().map(|e| e.as_ptr()).chain(state).chain(Some(ptr::null())).collect();
+    let envp: Vec<*const c_char> = env
+        .iter()
+        .map(|e| e.as_ptr())
+        .chain(state)
+        .chain(Some(ptr::null()))
+        .collect();
     let sandbox = sandbox.map(|s| s.in_fork());
     let groups: Vec<libc::gid_t> = ids.groups.iter().map(|&g| g as libc::gid_t).collect();
     let mut seen_groups: Vec<libc::gid_t> = vec![0; groups.len() + 1];
@@ -199,7 +204,8 @@ fn same_device(fd: c_int, reopened: OwnedFd) -> Option<OwnedFd> {
     let (mut a, mut b): (libc::stat, libc::stat) = unsafe { (mem::zeroed(), mem::zeroed()) };
     // SAFETY: both descriptors are open; the buffers are valid for writes.
     let ok = unsafe { libc::fstat(fd, &mut a) == 0 && libc::fstat(reopened.as_raw_fd(), &mut b) == 0 };
-    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev).then_some(reopened)
+    (ok && !is_pty_master(fd) && a.st_mode & libc::S_IFMT == libc::S_IFCHR && a.st_rdev == b.st_rdev)
+        .then_some(reopened)
 }
 
 #[cfg(target_os = "linux")]
