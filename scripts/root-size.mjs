@@ -135,8 +135,9 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   for (const [name, src] of monitorCrates()) {
     const all = rustFiles(src)
     const tests = new Set(all.flatMap((file) => testModules(readFileSync(file, 'utf8')).map((m) => join(dirname(file), `${m}.rs`))))
-    counted.push(...all.filter((file) => !tests.has(file)).map((file) => [name, src, file]))
-    const files = all.filter((file) => !tests.has(file)).map((file) => [relative(src, file), countLines(readFileSync(file, 'utf8'))])
+    const sources = all.filter((file) => !tests.has(file))
+    counted.push(...sources.map((file) => [name, src, file]))
+    const files = sources.map((file) => [relative(src, file), countLines(readFileSync(file, 'utf8'))])
     const lines = files.reduce((sum, [, n]) => sum + n, 0)
     total += lines
     console.log(`  ${name.padEnd(18)} ${String(lines).padStart(5)}   ${files.map(([f, n]) => `${f} ${n}`).join(', ')}`)
